@@ -1,0 +1,100 @@
+"""In-process materialization for `crm-platform materialize` and `demo`: the code location's own
+definitions, executed in this process, with one progress line per asset and check.
+
+This is the command line's use of Dagster (like cli.py), not domain logic: it knows assets only by key.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+import warnings
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable, Iterator
+
+import dagster as dg
+from dagster._core.instance.ref import InstanceRef
+from dagster._core.utils import make_new_run_id
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# The console logger would print every engine event; progress lines replace it.
+QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+
+
+@contextmanager
+def dagster_instance() -> Iterator[dg.DagsterInstance]:
+    """$DAGSTER_HOME's instance when set (runs then show in the UI); otherwise a temporary one
+    configured by the project's dagster.yaml, as `dagster dev` does."""
+    if os.environ.get("DAGSTER_HOME"):
+        with dg.DagsterInstance.get() as instance:
+            yield instance
+        return
+    config_dir = PROJECT_ROOT if (PROJECT_ROOT / "dagster.yaml").exists() else None
+    with tempfile.TemporaryDirectory(prefix="crm-platform-dagster-") as home:
+        with dg.DagsterInstance.from_ref(InstanceRef.from_dir(home, config_dir=str(config_dir or home))) as instance:
+            yield instance
+
+
+def load_definitions() -> dg.Definitions:
+    from crm_platform.definitions import defs
+
+    return defs()
+
+
+def _progress(echo: Callable[[str], None]) -> Callable[[dg.EventLogEntry], None]:
+    started: dict[str, float] = {}
+    rows: dict[str, int] = {}
+
+    def on_event(entry: dg.EventLogEntry) -> None:
+        ev = entry.dagster_event
+        if ev is None:
+            return
+        step = ev.step_key or ""
+        kind = ev.event_type_value
+        if kind == "STEP_START":
+            started[step] = time.monotonic()
+        elif kind == "ASSET_MATERIALIZATION":
+            mat = ev.event_specific_data.materialization
+            count = mat.metadata.get("dagster/row_count")
+            if count is not None:
+                rows[mat.asset_key.to_user_string()] = count.value
+        elif kind == "ASSET_CHECK_EVALUATION":
+            check = ev.event_specific_data
+            status = "passed" if check.passed else f"FAILED ({check.severity.value})"
+            echo(f"    check {check.asset_key.to_user_string()}:{check.check_name} {status}")
+        elif kind == "STEP_SUCCESS":
+            secs = time.monotonic() - started.get(step, time.monotonic())
+            assets = [k for k in rows if k.replace("/", "__") == step] or [step]
+            counts = ", ".join(f"{rows[k]:,} rows" for k in assets if k in rows)
+            echo(f"  ok      {assets[0]:<40} {secs:6.1f} s  {counts}")
+        elif kind == "STEP_FAILURE":
+            err = ev.event_specific_data.error
+            message = err.message.strip().splitlines()[-1] if err else "failed"
+            echo(f"  FAILED  {step:<40} {message}")
+
+    return on_event
+
+
+def materialize_assets(selection: str | None, partition: str | None, echo: Callable[[str], None] = print) -> bool:
+    """Materialize the selected assets (all by default); True when every step and blocking check passed."""
+    defs = load_definitions()
+    graph = defs.resolve_asset_graph()
+    with warnings.catch_warnings():  # the selection parser flags its own use of a beta parameter
+        warnings.simplefilter("ignore", dg.BetaWarning)
+        keys = sorted(dg.AssetSelection.from_string(selection).resolve(graph) if selection
+                      else graph.materializable_asset_keys)
+    if not keys:
+        echo(f"selection {selection!r} matches no asset" if selection else "no asset is defined yet")
+        return bool(not selection)
+    job = defs.resolve_implicit_global_asset_job_def()
+    echo(f"materializing {len(keys)} asset(s)" + (f" for partition {partition}" if partition else ""))
+    t0 = time.monotonic()
+    with dagster_instance() as instance:
+        run_id = make_new_run_id()
+        instance.add_event_listener(run_id, _progress(echo))
+        result = job.execute_in_process(instance=instance, run_id=run_id, asset_selection=keys,
+                                        partition_key=partition, run_config=QUIET, raise_on_error=False)
+    status = "succeeded" if result.success else "FAILED"
+    echo(f"run {run_id[:8]} {status} in {time.monotonic() - t0:.1f} s")
+    return result.success

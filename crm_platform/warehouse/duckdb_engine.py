@@ -1,0 +1,78 @@
+"""DuckDB: one file, one writing process (runs are serialized by a Dagster pool, see dagster.yaml)."""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import duckdb
+import pyarrow as pa
+
+from crm_platform.warehouse.base import Warehouse
+
+
+class DuckDBWarehouse(Warehouse):
+    engine = "duckdb"
+
+    def __init__(self, path: Path | str, read_only: bool = False):
+        self.path = Path(path)
+        self.read_only = read_only
+        self._con: duckdb.DuckDBPyConnection | None = None
+
+    @property
+    def con(self) -> duckdb.DuckDBPyConnection:
+        # Connect lazily: a connection holds the file lock, so it is opened only inside a run.
+        if self._con is None:
+            if not self.read_only:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                self._con = duckdb.connect(str(self.path), read_only=self.read_only)
+            except duckdb.IOException as e:
+                raise RuntimeError(
+                    f"cannot open the DuckDB warehouse {self.path}: {e}. Another process holds it "
+                    "(a run outside the `warehouse_duckdb` pool, or a notebook): close it and retry."
+                ) from e
+        return self._con
+
+    def table_name(self, schema: str, table: str) -> str:
+        return f'"{schema}"."{table}"'
+
+    def execute(self, sql: str, params: Sequence[Any] | None = None) -> None:
+        self.con.execute(sql, params or [])
+
+    def fetchall(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple]:
+        return self.con.execute(sql, params or []).fetchall()
+
+    def fetch_arrow(self, sql: str, params: Sequence[Any] | None = None) -> pa.Table:
+        # A relation converts to Arrow without the DB-API cursor's extra copy of the rows.
+        return self.con.sql(sql, params=list(params) if params else None).to_arrow_table()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        self.con.execute("begin transaction")
+        try:
+            yield
+        except BaseException:
+            self.con.execute("rollback")
+            raise
+        self.con.execute("commit")
+
+    def replace_table(self, schema: str, table: str, data: pa.Table) -> int:
+        # CREATE OR REPLACE inside one transaction: readers see the old table or the new one, never half.
+        with self.transaction():
+            self.con.execute(f'create schema if not exists "{schema}"')
+            self.con.register("_replacement", data)
+            try:
+                self.con.execute(f"create or replace table {self.table_name(schema, table)} as select * from _replacement")
+            finally:
+                self.con.unregister("_replacement")
+        return data.num_rows
+
+    def table_exists(self, schema: str, table: str) -> bool:
+        return bool(self.fetchall(
+            "select 1 from information_schema.tables where table_schema = ? and table_name = ?", [schema, table]))
+
+    def close(self) -> None:
+        if self._con is not None:
+            self._con.close()
+            self._con = None

@@ -1,0 +1,43 @@
+import pyarrow as pa
+import pytest
+
+from crm_platform.warehouse import DuckDBWarehouse
+
+
+def test_replace_table_swaps_whole_content(tmp_path):
+    with DuckDBWarehouse(tmp_path / "w.duckdb") as wh:
+        assert not wh.table_exists("core", "t")
+        assert wh.replace_table("core", "t", pa.table({"a": [1, 2, 3]})) == 3
+        assert wh.replace_table("core", "t", pa.table({"a": [7], "b": ["x"]})) == 1
+        assert wh.fetchall('select a, b from "core"."t"') == [(7, "x")]
+        assert wh.row_count("core", "t") == 1
+
+
+def test_a_failed_transaction_leaves_nothing(tmp_path):
+    with DuckDBWarehouse(tmp_path / "w.duckdb") as wh:
+        wh.replace_table("core", "t", pa.table({"a": [1]}))
+        with pytest.raises(RuntimeError):
+            with wh.transaction():
+                wh.execute('insert into "core"."t" values (2)')
+                raise RuntimeError("crash mid-write")
+        assert wh.fetchall('select a from "core"."t"') == [(1,)]
+
+
+def test_the_connection_opens_lazily_and_says_what_to_do_when_locked(tmp_path):
+    import subprocess, sys, textwrap
+    path = tmp_path / "w.duckdb"
+    wh = DuckDBWarehouse(path)
+    assert not path.exists()  # nothing touched before first use
+    wh.execute("create table t (a int)")
+    # Another process cannot open the file while this one holds it: the error names the cause.
+    p = subprocess.run([sys.executable, "-c", textwrap.dedent(f"""
+        from crm_platform.warehouse import DuckDBWarehouse
+        try:
+            DuckDBWarehouse({str(path)!r}).fetchall('select 1')
+        except RuntimeError as e:
+            print(e)
+        """)], capture_output=True, text=True)
+    assert "Another process holds it" in p.stdout, p.stdout + p.stderr
+    wh.close()  # releases the lock
+    with DuckDBWarehouse(path) as again:
+        assert again.table_exists("main", "t")
