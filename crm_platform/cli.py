@@ -87,9 +87,9 @@ def plan_check(files: tuple[Path, ...], plan_dir: Path | None) -> None:
 @click.option("--plan", "plan_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None)
 def plan_export(fmt: str, out_dir: Path, plan_dir: Path | None) -> None:
     """Export one JSON Schema per event type and version into OUT."""
-    from crm_platform.plan.check import run_plan_export
+    from crm_platform.plan.check import export_command
 
-    sys.exit(run_plan_export(out_dir, fmt=fmt, plan_dir=plan_dir, echo=click.echo))
+    sys.exit(export_command(out_dir, fmt=fmt, plan_dir=plan_dir, echo=click.echo))
 
 
 if __name__ == "__main__":

@@ -5,7 +5,6 @@ import subprocess
 import sys
 import tomllib
 
-import dagster as dg
 import yaml
 from dagster._core.workspace.load_target import get_target_from_toml_data
 
