@@ -30,6 +30,10 @@ def generate(data_dir: Path, leads: int, days: int, seed: int) -> None:
     summary = generate_dataset(data_dir, leads=leads, days=days, seed=seed)
     click.echo(f"generated {data_dir}/landing and {data_dir}/truth (seed {seed}):")
     for key, value in summary.items():
+        if isinstance(value, dict):
+            value = ", ".join(f"{k} {v:,}" for k, v in value.items())
+        elif isinstance(value, int):
+            value = f"{value:,}"
         click.echo(f"  {key}: {value}")
 
 
