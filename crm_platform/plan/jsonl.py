@@ -5,9 +5,14 @@ bytes without their line end (LF or CRLF) and undecoded: an invalid UTF-8 line i
 business (reason invalid_utf8), not a reason to stop reading. A UTF-8 BOM at the start of the file
 is dropped. Blank lines are not records.
 
+`LineReader` yields Arrow batches (`line_no`, `raw`) of many lines at once, split with numpy and
+built zero-copy, for the engine to parse (ingestion); `iter_lines` yields one line at a time (plan
+check). Both read the same way.
+
 Gzip is decompressed with zlib directly rather than `gzip.open`, so that when a file is truncated
-every complete line before the break is still delivered; the break is then raised as
-`TruncatedFile`. Concatenated gzip members (what `cat a.gz b.gz` makes) are read as one stream.
+every complete line before the break is still delivered; the break is then reported (`LineReader.error`,
+or `TruncatedFile` from `iter_lines`). The partial line at the break is not a record: nothing after
+the break is invented. Concatenated gzip members (what `cat a.gz b.gz` makes) are read as one stream.
 """
 from __future__ import annotations
 
@@ -15,8 +20,15 @@ import zlib
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
+import numpy as np
+import pyarrow as pa
+
 BOM = b"\xef\xbb\xbf"
-_CHUNK = 1 << 20
+_READ = 1 << 20
+# Lines are split and handed on in batches of about this many bytes: large enough that per-batch
+# costs vanish, small enough to bound memory whatever the file size.
+BATCH_BYTES = 32 << 20
+LINE_SCHEMA = pa.schema([("line_no", pa.int64()), ("raw", pa.large_binary())])
 
 
 class TruncatedFile(Exception):
@@ -28,20 +40,20 @@ class TruncatedFile(Exception):
         super().__init__(f"{path}: {detail} after line {last_line}")
 
 
-def _plain_chunks(f: BinaryIO) -> Iterator[bytes]:
-    while chunk := f.read(_CHUNK):
-        yield chunk
+class _Break(Exception):
+    def __init__(self, detail: str):
+        self.detail = detail
 
 
-def _gzip_chunks(f: BinaryIO, path: Path, progress: list[int]) -> Iterator[bytes]:
+def _gzip_chunks(f: BinaryIO) -> Iterator[bytes]:
     decomp = zlib.decompressobj(wbits=31)
     fed = False  # has the current member's decompressor been given input?
-    while raw := f.read(_CHUNK):
+    while raw := f.read(_READ):
         while raw:
             try:
                 out = decomp.decompress(raw)
             except zlib.error as exc:
-                raise TruncatedFile(path, progress[0], f"corrupt gzip data ({exc})") from None
+                raise _Break(f"corrupt gzip data ({exc})") from None
             fed = True
             if out:
                 yield out
@@ -51,36 +63,108 @@ def _gzip_chunks(f: BinaryIO, path: Path, progress: list[int]) -> Iterator[bytes
             else:
                 raw = b""
     if fed:  # input ended inside a member
-        raise TruncatedFile(path, progress[0], "truncated gzip stream")
+        raise _Break("truncated gzip stream")
+
+
+def _split(data: memoryview, first_line_no: int, strip_bom: bool) -> tuple[pa.RecordBatch, int]:
+    """The complete lines of `data` (which ends with b"\\n") as a batch without blank lines, and the
+    number of physical lines.
+
+    Zero-copy: each value is a slice of `data` that still ends with its line end (LF or CRLF); the
+    engine strips it (`STRIP_LINE_END_SQL`), and `iter_lines` strips it in Python. A BOM at the start
+    of the file is skipped by the first offset."""
+    buf = np.frombuffer(data, dtype=np.uint8)
+    ends = np.flatnonzero(buf == 10)
+    offsets = np.empty(len(ends) + 1, dtype=np.int64)
+    offsets[0] = len(BOM) if strip_bom and data[:len(BOM)] == BOM else 0
+    offsets[1:] = ends + 1
+    raw = pa.LargeBinaryArray.from_buffers(pa.large_binary(), len(ends), [None, pa.py_buffer(offsets), pa.py_buffer(data)])
+    line_no = pa.array(np.arange(first_line_no, first_line_no + len(ends), dtype=np.int64))
+    # Blank lines (only white space before the line end) are not records; only short lines can be.
+    lengths = np.diff(offsets)
+    short = np.flatnonzero(lengths <= 8)
+    blank = [i for i in short if not bytes(data[offsets[i]:offsets[i + 1]]).strip()]
+    batch = pa.RecordBatch.from_arrays([line_no, raw], schema=LINE_SCHEMA)
+    if blank:
+        keep = np.ones(len(ends), dtype=bool)
+        keep[blank] = False
+        batch = batch.filter(pa.array(keep))
+    return batch, len(ends)
+
+
+def strip_line_end(line: bytes) -> bytes:
+    return line[:-2] if line.endswith(b"\r\n") else line[:-1] if line.endswith(b"\n") else line
+
+
+# The same in the engine, for a `raw` BLOB column from a `LineReader` batch.
+STRIP_LINE_END_SQL = ("raw[1 : octet_length(raw) - (case when raw[octet_length(raw) - 1 : octet_length(raw)] = "
+                      "'\\x0D\\x0A'::blob then 2 when raw[octet_length(raw) : octet_length(raw)] = '\\x0A'::blob "
+                      "then 1 else 0 end)]")
+
+
+class LineReader:
+    """Iterate a JSONL file as Arrow batches of (line_no, raw), raw still ending with its line end
+    (see `_split`). After iteration, `lines` is the number of physical lines read, `records` the
+    non-blank ones delivered, and `error` says why the file ended early (a broken gzip stream) or
+    is None.
+
+    Each batch owns its bytes (a fresh buffer per batch), so batches stay valid after the next one
+    is read; each byte of the file is copied once, into that buffer."""
+
+    def __init__(self, path: Path | str, batch_bytes: int = BATCH_BYTES):
+        self.path = Path(path)
+        self.batch_bytes = batch_bytes
+        self.lines = 0
+        self.records = 0
+        self.last_record_line = 0
+        self.error: str | None = None
+
+    def _emit(self, data: memoryview) -> pa.RecordBatch:
+        batch, lines = _split(data, self.lines + 1, strip_bom=self.lines == 0)
+        self.lines += lines
+        self.records += batch.num_rows
+        if batch.num_rows:
+            self.last_record_line = batch.column(0)[-1].as_py()
+        return batch
+
+    def __iter__(self) -> Iterator[pa.RecordBatch]:
+        with self.path.open("rb") as f:
+            blocks = _gzip_chunks(f) if self.path.suffix == ".gz" else None
+            carry = b""  # the incomplete last line of the previous block
+            while True:
+                try:
+                    if blocks is None:  # read straight into the batch's buffer, after the carry
+                        buf = bytearray(len(carry) + max(self.batch_bytes - len(carry), _READ))
+                        buf[:len(carry)] = carry
+                        del buf[len(carry) + f.readinto(memoryview(buf)[len(carry):]):]
+                    else:
+                        buf = bytearray(carry)
+                        for piece in blocks:
+                            buf += piece
+                            if len(buf) >= self.batch_bytes:
+                                break
+                except _Break as brk:
+                    # The partial line at the break is not a record: only complete lines are delivered.
+                    self.error = brk.detail
+                    cut = buf.rfind(b"\n") + 1
+                    if cut:
+                        yield self._emit(memoryview(buf)[:cut])
+                    return
+                if len(buf) == len(carry):  # end of file
+                    if carry:  # a last line without a final newline is complete
+                        yield self._emit(memoryview(bytearray(carry) + b"\n"))
+                    return
+                cut = buf.rfind(b"\n") + 1
+                carry = bytes(buf[cut:])
+                if cut:
+                    yield self._emit(memoryview(buf)[:cut])
 
 
 def iter_lines(path: Path | str) -> Iterator[tuple[int, bytes]]:
     """(line number, raw line) for every non-blank line of a .jsonl or .jsonl.gz file.
     Raises `TruncatedFile` after the last complete line of a broken gzip file."""
-    path = Path(path)
-    progress = [0]  # last line number delivered, for the truncation message
-    with path.open("rb") as f:
-        chunks = _gzip_chunks(f, path, progress) if path.suffix == ".gz" else _plain_chunks(f)
-        pending = b""
-        line_no = 0
-        for chunk in chunks:
-            data = pending + chunk if pending else chunk
-            lines = data.split(b"\n")
-            pending = lines.pop()  # incomplete last line (or b"" after a final newline)
-            for line in lines:
-                line_no += 1
-                if line_no == 1 and line.startswith(BOM):
-                    line = line[len(BOM):]
-                if line.endswith(b"\r"):
-                    line = line[:-1]
-                if line.strip():
-                    progress[0] = line_no
-                    yield line_no, line
-        if pending:
-            line_no += 1
-            if line_no == 1 and pending.startswith(BOM):
-                pending = pending[len(BOM):]
-            if pending.endswith(b"\r"):
-                pending = pending[:-1]
-            if pending.strip():
-                yield line_no, pending
+    reader = LineReader(path)
+    for batch in reader:
+        yield from zip(batch.column(0).to_pylist(), map(strip_line_end, batch.column(1).to_pylist()))
+    if reader.error:
+        raise TruncatedFile(reader.path, reader.last_record_line, reader.error)
