@@ -7,6 +7,8 @@ from typing import Any, Sequence
 
 import pyarrow as pa
 
+from crm_platform.warehouse.tables import TableDef
+
 
 class Warehouse(ABC):
     engine: str
@@ -34,6 +36,10 @@ class Warehouse(ABC):
 
     @abstractmethod
     def table_exists(self, schema: str, table: str) -> bool: ...
+
+    @abstractmethod
+    def ensure_table(self, table: "TableDef") -> None:
+        """Create the table (and its schema) if it does not exist yet."""
 
     @abstractmethod
     def close(self) -> None: ...

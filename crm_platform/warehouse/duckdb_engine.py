@@ -1,6 +1,7 @@
 """DuckDB: one file, one writing process (runs are serialized by a Dagster pool, see dagster.yaml)."""
 from __future__ import annotations
 
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -9,14 +10,19 @@ import duckdb
 import pyarrow as pa
 
 from crm_platform.warehouse.base import Warehouse
+from crm_platform.warehouse.tables import TableDef
+
+# How long a run waits for another process's lock on the DuckDB file before it gives up.
+LOCK_TIMEOUT_S = 1800.0
 
 
 class DuckDBWarehouse(Warehouse):
     engine = "duckdb"
 
-    def __init__(self, path: Path | str, read_only: bool = False):
+    def __init__(self, path: Path | str, read_only: bool = False, lock_timeout_s: float = LOCK_TIMEOUT_S):
         self.path = Path(path)
         self.read_only = read_only
+        self.lock_timeout_s = lock_timeout_s
         self._con: duckdb.DuckDBPyConnection | None = None
 
     @property
@@ -25,14 +31,26 @@ class DuckDBWarehouse(Warehouse):
         if self._con is None:
             if not self.read_only:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                self._con = duckdb.connect(str(self.path), read_only=self.read_only)
-            except duckdb.IOException as e:
-                raise RuntimeError(
-                    f"cannot open the DuckDB warehouse {self.path}: {e}. Another process holds it "
-                    "(a run outside the `warehouse_duckdb` pool, or a notebook): close it and retry."
-                ) from e
+            self._con = self._connect()
         return self._con
+
+    def _connect(self) -> duckdb.DuckDBPyConnection:
+        """Wait for another process's lock rather than fail: a sensor run, the schedule and a manual
+        `crm-platform materialize` may start together; the pool serializes Dagster's runs, this
+        serializes everything else."""
+        deadline = time.monotonic() + self.lock_timeout_s
+        pause = 0.05
+        while True:
+            try:
+                return duckdb.connect(str(self.path), read_only=self.read_only)
+            except duckdb.IOException as e:
+                if "lock" not in str(e).lower() or time.monotonic() >= deadline:
+                    raise RuntimeError(
+                        f"cannot open the DuckDB warehouse {self.path}: {e}. Another process held it for "
+                        f"{self.lock_timeout_s:.0f} s (a notebook or a run outside the `warehouse_duckdb` pool): "
+                        "close it and retry.") from e
+                time.sleep(pause)
+                pause = min(pause * 2, 1.0)
 
     def table_name(self, schema: str, table: str) -> str:
         return f'"{schema}"."{table}"'
@@ -71,6 +89,10 @@ class DuckDBWarehouse(Warehouse):
     def table_exists(self, schema: str, table: str) -> bool:
         return bool(self.fetchall(
             "select 1 from information_schema.tables where table_schema = ? and table_name = ?", [schema, table]))
+
+    def ensure_table(self, table: TableDef) -> None:
+        self.con.execute(f'create schema if not exists "{table.schema}"')
+        self.con.execute(table.duckdb_ddl())
 
     def close(self) -> None:
         if self._con is not None:

@@ -23,6 +23,25 @@ def test_a_failed_transaction_leaves_nothing(tmp_path):
         assert wh.fetchall('select a from "core"."t"') == [(1,)]
 
 
+def test_a_second_process_waits_for_the_lock_then_proceeds(tmp_path):
+    import subprocess, sys, time
+    path = tmp_path / "w.duckdb"
+    holder = DuckDBWarehouse(path)
+    holder.execute("create table t (a int)")
+    waiter = subprocess.Popen([sys.executable, "-c", (
+        "from crm_platform.warehouse import DuckDBWarehouse\n"
+        f"w = DuckDBWarehouse({str(path)!r}, lock_timeout_s=60)\n"
+        "w.execute('insert into t values (1)'); w.close(); print('inserted')")],
+        stdout=subprocess.PIPE, text=True)
+    time.sleep(1.5)
+    assert waiter.poll() is None  # still waiting for the lock, not failed
+    holder.close()
+    out, _ = waiter.communicate(timeout=60)
+    assert waiter.returncode == 0 and "inserted" in out
+    with DuckDBWarehouse(path) as wh:
+        assert wh.fetchall("select a from t") == [(1,)]
+
+
 def test_the_connection_opens_lazily_and_says_what_to_do_when_locked(tmp_path):
     import subprocess, sys, textwrap
     path = tmp_path / "w.duckdb"
@@ -33,11 +52,11 @@ def test_the_connection_opens_lazily_and_says_what_to_do_when_locked(tmp_path):
     p = subprocess.run([sys.executable, "-c", textwrap.dedent(f"""
         from crm_platform.warehouse import DuckDBWarehouse
         try:
-            DuckDBWarehouse({str(path)!r}).fetchall('select 1')
+            DuckDBWarehouse({str(path)!r}, lock_timeout_s=0.5).fetchall('select 1')
         except RuntimeError as e:
             print(e)
         """)], capture_output=True, text=True)
-    assert "Another process holds it" in p.stdout, p.stdout + p.stderr
+    assert "Another process held it for 0 s" in p.stdout, p.stdout + p.stderr
     wh.close()  # releases the lock
     with DuckDBWarehouse(path) as again:
         assert again.table_exists("main", "t")

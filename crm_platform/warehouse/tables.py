@@ -1,0 +1,74 @@
+"""The contract's tables (CONTRACT §6) as engine-neutral definitions, rendered to each engine's DDL.
+
+Column types are logical (`string`, `timestamp`, `json`, ...). Physical layout (partitioning and sort
+order) is declared here once and rendered per engine: DuckDB has no table partitions, so it keeps
+`partition_by` as the insert order (row-group zone maps then prune by date), ClickHouse gets
+`PARTITION BY` / `ORDER BY`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DUCKDB_TYPES = {
+    "string": "VARCHAR", "timestamp": "TIMESTAMP", "date": "DATE", "bigint": "BIGINT", "integer": "INTEGER",
+    "double": "DOUBLE", "boolean": "BOOLEAN", "json": "JSON", "string[]": "VARCHAR[]",
+}
+
+
+@dataclass(frozen=True)
+class TableDef:
+    schema: str
+    name: str
+    columns: tuple[tuple[str, str], ...]
+    order_by: tuple[str, ...] = ()
+    partition_by: str | None = None
+    description: str = ""
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(c for c, _ in self.columns)
+
+    def duckdb_ddl(self) -> str:
+        cols = ", ".join(f'"{c}" {DUCKDB_TYPES[t]}' for c, t in self.columns)
+        return f'create table if not exists "{self.schema}"."{self.name}" ({cols})'
+
+
+EVENTS = TableDef("core", "events", (
+    ("event_id", "string"), ("event_type", "string"), ("schema_version", "string"),
+    ("original_schema_version", "string"), ("occurred_at", "timestamp"), ("occurred_at_offset_minutes", "integer"),
+    ("ingested_at", "timestamp"), ("source", "string"), ("producer_id", "string"), ("lead_id", "string"),
+    ("canonical_lead_id", "string"), ("user_id", "string"), ("attributes", "json"), ("context", "json"),
+    ("event_date", "date"), ("source_file", "string"), ("source_line", "bigint"), ("plan_version", "string"),
+), order_by=("event_date", "event_type", "lead_id", "occurred_at"), partition_by="event_date",
+    description="One row per accepted event (unique event_id); PII replaced by keyed hashes.")
+
+QUARANTINE = TableDef("core", "quarantine", (
+    ("source_file", "string"), ("source_line", "bigint"), ("raw_record", "string"), ("reasons", "string[]"),
+    ("reason_codes", "string[]"), ("quarantined_at", "timestamp"), ("plan_version", "string"), ("sha256", "string"),
+), order_by=("source_file", "source_line"),
+    description="One row per rejected record with its reasons; raw_record is redacted (clear payload in pii.quarantine_payloads).")
+
+INGEST_LEDGER = TableDef("core", "ingest_ledger", (
+    ("source_file", "string"), ("sha256", "string"), ("records_read", "bigint"), ("events_accepted", "bigint"),
+    ("events_duplicate", "bigint"), ("records_quarantined", "bigint"), ("status", "string"), ("error", "string"),
+    ("lines_read", "bigint"), ("file_bytes", "bigint"), ("plan_version", "string"), ("started_at", "timestamp"),
+    ("finished_at", "timestamp"),
+), order_by=("sha256",),
+    description="One row per landed file content: records_read = events_accepted + events_duplicate + records_quarantined.")
+
+LANDED_FILES = TableDef("core", "landed_files", (
+    ("source_file", "string"), ("file_size", "bigint"), ("file_mtime_ns", "bigint"), ("sha256", "string"),
+    ("outcome", "string"), ("seen_at", "timestamp"),
+), order_by=("source_file",),
+    description="Every landed path with its content hash: a known (path, size, mtime) is never read again, "
+                "and a copy of processed content under another name adds nothing.")
+
+PII_VAULT = TableDef("pii", "vault", (
+    ("pii_hash", "string"), ("field", "string"), ("value", "string"), ("first_seen_at", "timestamp"),
+), order_by=("pii_hash",), description="Clear PII values by their keyed hash; the only place they are stored.")
+
+PII_QUARANTINE_PAYLOADS = TableDef("pii", "quarantine_payloads", (
+    ("source_file", "string"), ("source_line", "bigint"), ("sha256", "string"), ("raw_record", "string"),
+), order_by=("source_file", "source_line"), description="Clear payloads of quarantined records, for replay.")
+
+INGEST_TABLES = (EVENTS, QUARANTINE, INGEST_LEDGER, LANDED_FILES, PII_VAULT, PII_QUARANTINE_PAYLOADS)
