@@ -42,6 +42,15 @@ def load_definitions() -> dg.Definitions:
     return defs()
 
 
+def _root_cause(err) -> str:
+    """The innermost error's message: Dagster wraps the asset's exception in its own."""
+    if err is None:
+        return "failed"
+    while err.cause is not None:
+        err = err.cause
+    return (err.message.strip().splitlines() or ["failed"])[-1]
+
+
 def _progress(echo: Callable[[str], None]) -> Callable[[dg.EventLogEntry], None]:
     started: dict[str, float] = {}
     rows: dict[str, int] = {}
@@ -69,9 +78,7 @@ def _progress(echo: Callable[[str], None]) -> Callable[[dg.EventLogEntry], None]
             counts = ", ".join(f"{rows[k]:,} rows" for k in assets if k in rows)
             echo(f"  ok      {assets[0]:<40} {secs:6.1f} s  {counts}")
         elif kind == "STEP_FAILURE":
-            err = ev.event_specific_data.error
-            message = err.message.strip().splitlines()[-1] if err else "failed"
-            echo(f"  FAILED  {step:<40} {message}")
+            echo(f"  FAILED  {step:<40} {_root_cause(ev.event_specific_data.error)}")
 
     return on_event
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 DUCKDB_TYPES = {
     "string": "VARCHAR", "timestamp": "TIMESTAMP", "date": "DATE", "bigint": "BIGINT", "integer": "INTEGER",
-    "double": "DOUBLE", "boolean": "BOOLEAN", "json": "JSON", "string[]": "VARCHAR[]",
+    "double": "DOUBLE", "boolean": "BOOLEAN", "json": "JSON", "string[]": "VARCHAR[]", "bytes": "BLOB",
 }
 
 
@@ -68,7 +68,8 @@ PII_VAULT = TableDef("pii", "vault", (
 ), order_by=("pii_hash",), description="Clear PII values by their keyed hash; the only place they are stored.")
 
 PII_QUARANTINE_PAYLOADS = TableDef("pii", "quarantine_payloads", (
-    ("source_file", "string"), ("source_line", "bigint"), ("sha256", "string"), ("raw_record", "string"),
-), order_by=("source_file", "source_line"), description="Clear payloads of quarantined records, for replay.")
+    ("source_file", "string"), ("source_line", "bigint"), ("sha256", "string"), ("raw_record", "bytes"),
+), order_by=("source_file", "source_line"),
+    description="The exact bytes of each quarantined record (line end removed), clear, for replay.")
 
 INGEST_TABLES = (EVENTS, QUARANTINE, INGEST_LEDGER, LANDED_FILES, PII_VAULT, PII_QUARANTINE_PAYLOADS)

@@ -1,0 +1,1 @@
+"""Ingestion: landed files become validated, deduplicated, ledgered, PII-safe events."""

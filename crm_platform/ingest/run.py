@@ -1,0 +1,55 @@
+"""Ingest every landed event file version not seen before, oldest path first."""
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Callable, Iterator
+
+from crm_platform.ingest.event_files import FileOutcome, ensure_ingest_tables, ingest_event_files, utc_now
+from crm_platform.ingest.landing import LandedFile, list_event_files
+from crm_platform.plan.model import TrackingPlan
+from crm_platform.warehouse import DuckDBWarehouse
+
+# A group of files shares one transaction and one validation query per ~32 MB of lines; these bound
+# what a crash makes the next run redo, and the staging's size.
+GROUP_MAX_BYTES = 64 << 20
+GROUP_MAX_FILES = 500
+# Compressed files are counted at about their decompressed size.
+GZIP_RATIO = 8
+
+
+def new_event_files(wh: DuckDBWarehouse, landing_dir: Path) -> list[LandedFile]:
+    """Landed event files whose (path, size, mtime) the warehouse has not recorded."""
+    ensure_ingest_tables(wh)
+    known = set(wh.fetchall(f"select source_file, file_size, file_mtime_ns from {wh.table_name('core', 'landed_files')}"))
+    return [f for f in list_event_files(landing_dir) if (f.relative, f.size, f.mtime_ns) not in known]
+
+
+def file_groups(files: list[LandedFile]) -> Iterator[list[LandedFile]]:
+    """Consecutive files (path order is kept: the first occurrence of an event_id wins) in groups."""
+    group: list[LandedFile] = []
+    size = 0
+    for f in files:
+        weight = f.size * (GZIP_RATIO if f.relative.endswith(".gz") else 1)
+        if group and (size + weight > GROUP_MAX_BYTES or len(group) >= GROUP_MAX_FILES):
+            yield group
+            group, size = [], 0
+        group.append(f)
+        size += weight
+    if group:
+        yield group
+
+
+def ingest_event_landing(wh: DuckDBWarehouse, landing_dir: Path, plan: TrackingPlan, pii_key: bytes,
+                         on_file: Callable[[FileOutcome], None] | None = None) -> list[FileOutcome]:
+    """Each group of new files in its own transaction, so a crash loses at most the group in progress
+    (and leaves no trace of it); the next run picks it up again."""
+    now = utc_now()
+    outcomes = []
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sha256") as hasher:
+        for group in file_groups(new_event_files(wh, landing_dir)):
+            for outcome in ingest_event_files(wh, plan, group, pii_key, now, hasher):
+                outcomes.append(outcome)
+                if on_file:
+                    on_file(outcome)
+    return outcomes

@@ -1,0 +1,74 @@
+"""Small builders for the ingest tests: canonical events, landed files, and one ingest pass."""
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+from crm_platform.ingest.run import ingest_event_landing
+from crm_platform.plan.loader import load_plan
+from crm_platform.warehouse import DuckDBWarehouse
+
+KEY = b"test-pii-key"
+
+
+def event(event_id: str, event_type: str = "lead_created", occurred_at: str = "2026-03-10T15:12:30+01:00",
+          lead_id: str | None = "lead_1", source: str = "webform", **attributes) -> dict:
+    e = {"event_type": event_type, "schema_version": "2026-01-1", "event_id": event_id, "occurred_at": occurred_at,
+         "source": source, "lead_id": lead_id, "producer_id": "test-1", "attributes": attributes}
+    if lead_id is None:
+        del e["lead_id"]
+    return e
+
+
+def touch(event_id: str, channel: str = "email", **kw) -> dict:
+    return event(event_id, "campaign_touch", source="web", channel=channel, **kw)
+
+
+def land(landing: Path, name: str, lines: list, *, gz: bool = False, newline: bytes = b"\n",
+         prefix: bytes = b"") -> Path:
+    """Write records (dicts as JSON, str/bytes as they are) as one landed file under events/."""
+    path = landing / "events" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    body = prefix + b"".join((json.dumps(x).encode() if isinstance(x, dict)
+                              else x.encode() if isinstance(x, str) else x) + newline for x in lines)
+    if gz:
+        body = gzip.compress(body, mtime=0)
+    path.write_bytes(body)
+    return path
+
+
+def ingest(data_dir: Path):
+    """One ingest pass over data_dir/landing with the test key; returns the file outcomes."""
+    with DuckDBWarehouse(data_dir / "warehouse.duckdb") as wh:
+        return ingest_event_landing(wh, data_dir / "landing", load_plan(), KEY)
+
+
+def query(data_dir: Path, sql: str, params=None) -> list[tuple]:
+    with DuckDBWarehouse(data_dir / "warehouse.duckdb", read_only=True) as wh:
+        return wh.fetchall(sql, params)
+
+
+def ledger(data_dir: Path) -> dict[str, tuple]:
+    return {r[0]: r[1:] for r in query(data_dir, "select source_file, records_read, events_accepted, events_duplicate, "
+                                                  "records_quarantined, status from core.ingest_ledger")}
+
+
+# Each ingest table with its sort key and the run-time columns a rerun may legitimately change.
+SNAPSHOT_TABLES = {
+    "core.events": ("event_id", "ingested_at"),
+    "core.quarantine": ("source_file, source_line", "quarantined_at"),
+    "core.ingest_ledger": ("sha256", "started_at, finished_at"),
+    "core.landed_files": ("source_file, sha256", "seen_at"),
+    "pii.vault": ("pii_hash", "first_seen_at"),
+    "pii.quarantine_payloads": ("source_file, source_line", None),
+}
+
+
+def snapshot(data_dir: Path) -> dict[str, list]:
+    """Every ingest table's content, for before/after comparisons."""
+    out = {}
+    for table, (order, run_time) in SNAPSHOT_TABLES.items():
+        cols = f"* exclude ({run_time})" if run_time else "*"
+        out[table] = query(data_dir, f"select {cols} from {table} order by {order}")
+    return out
