@@ -53,7 +53,7 @@ def _root_cause(err) -> str:
 
 def _progress(echo: Callable[[str], None]) -> Callable[[dg.EventLogEntry], None]:
     started: dict[str, float] = {}
-    rows: dict[str, int] = {}
+    rows: dict[str, list[str]] = {}  # step -> "asset: N rows" for each asset it materialized
 
     def on_event(entry: dg.EventLogEntry) -> None:
         ev = entry.dagster_event
@@ -66,17 +66,15 @@ def _progress(echo: Callable[[str], None]) -> Callable[[dg.EventLogEntry], None]
         elif kind == "ASSET_MATERIALIZATION":
             mat = ev.event_specific_data.materialization
             count = mat.metadata.get("dagster/row_count")
-            if count is not None:
-                rows[mat.asset_key.to_user_string()] = count.value
+            rows.setdefault(step, []).append(mat.asset_key.to_user_string()
+                                             + (f" {count.value:,} rows" if count is not None else ""))
         elif kind == "ASSET_CHECK_EVALUATION":
             check = ev.event_specific_data
             status = "passed" if check.passed else f"FAILED ({check.severity.value})"
             echo(f"    check {check.asset_key.to_user_string()}:{check.check_name} {status}")
         elif kind == "STEP_SUCCESS":
             secs = time.monotonic() - started.get(step, time.monotonic())
-            assets = [k for k in rows if k.replace("/", "__") == step] or [step]
-            counts = ", ".join(f"{rows[k]:,} rows" for k in assets if k in rows)
-            echo(f"  ok      {assets[0]:<40} {secs:6.1f} s  {counts}")
+            echo(f"  ok      {step:<32} {secs:6.1f} s  {'; '.join(rows.get(step, []))}")
         elif kind == "STEP_FAILURE":
             echo(f"  FAILED  {step:<40} {_root_cause(ev.event_specific_data.error)}")
 

@@ -16,7 +16,7 @@ def _catalog(path):
 def test_materialize_publishes_the_tracking_plan_and_reruns_identically(data_dir):
     lines = []
     assert materialize_assets(selection=None, partition=None, echo=lines.append)
-    assert any(line.split()[:2] == ["ok", "governance/tracking_plan"] for line in lines), lines
+    assert any(line.split()[:2] == ["ok", "governance__tracking_plan"] and "107 rows" in line for line in lines), lines
     plan = load_plan()
     first = _catalog(data_dir / "warehouse.duckdb")
     assert len(first) == sum(len(v.properties) for _, v in plan.iter_versions())
@@ -41,5 +41,5 @@ def test_the_command_line_prints_progress_and_exits_zero(data_dir):
     p = subprocess.run([sys.executable, "-m", "crm_platform.cli", "materialize", "--select", "governance/tracking_plan"],
                        capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stdout + p.stderr
-    assert "ok      governance/tracking_plan" in p.stdout and "succeeded" in p.stdout
+    assert "ok      governance__tracking_plan" in p.stdout and "succeeded" in p.stdout
     assert (data_dir / "warehouse.duckdb").exists()
