@@ -184,10 +184,10 @@ def _commit_staged(wh: DuckDBWarehouse, plan: TrackingPlan, reads: list[_Read],
             where not exists (select 1 from {t('pii', 'vault')} x where x.pii_hash = v.p.hash)
             group by p.hash""", {"now": now})
         rows = wh.fetchall(f"""
-            select s.line_no >> {LINE_BITS} file_idx, count(*) filter (where s.ok) ok_rows,
-                   count(*) filter (where not s.ok) bad_rows,
-                   (select count(*) from ingest_accept a where a.file_idx = s.line_no >> {LINE_BITS}) accepted
-            from {STAGED} s group by all""")
+            with staged as (select line_no >> {LINE_BITS} file_idx, count(*) filter (where ok) ok_rows,
+                                   count(*) filter (where not ok) bad_rows from {STAGED} group by all),
+                 accepted as (select file_idx, count(*) accepted from ingest_accept group by all)
+            select file_idx, ok_rows, bad_rows, coalesce(accepted, 0) from staged left join accepted using (file_idx)""")
     finally:
         wh.con.unregister("ingest_files")
     wh.execute("drop table ingest_accept")

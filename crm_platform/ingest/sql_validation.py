@@ -3,64 +3,82 @@
 `compile_ingest_sql(plan, lines, pii_key)` returns `(sql, params)`: one SELECT over a relation of
 `line_no BIGINT, raw BLOB` (one row per non-blank physical line, raw bytes without the line end, the
 file's BOM already stripped) that gives, per input line, the verdict of `crm_platform.plan.validate`
-(same ok, same reason codes, in the same order; the detail texts are the reference's wherever SQL can
-compute them), the normalized event, and the PII split:
+(the same ok, the same reasons in the same order, word for word but for the details of invalid JSON),
+the normalized event, and the PII split:
 
-    line_no, ok, reasons VARCHAR[], raw_text,
-    event_id, event_type, schema_version, original_schema_version, occurred_at, occurred_at_offset_minutes,
-    event_date, source, producer_id, lead_id, user_id, attributes JSON, context JSON,     (ok rows only)
-    pii_values STRUCT(field, hash, value)[], redacted_raw                      (redacted_raw: not-ok rows)
+    line_no, ok, reasons VARCHAR[], raw_text (rejected lines; NULL if not UTF-8),
+    event_id, event_type, schema_version (current), original_schema_version, occurred_at (UTC),
+    occurred_at_offset_minutes, event_date, source, producer_id, lead_id, user_id,
+    attributes JSON, context JSON                                   (accepted lines, NULL otherwise)
+    pii_values STRUCT(field, hash, value)[]                         (every line)
+    redacted_raw                                                    (rejected lines)
 
     sql, params = compile_ingest_sql(plan, "lines", pii_key)
     con.execute(f"create temp table validated as {sql}", params)     # or run_validation(...)
 
-The same rules as the pandera path (`rules.version_rules` / `rules.rule_checks`), written as SQL:
-per field one CASE that yields at most one `code: detail` (the checks are exclusive by construction,
-see rules.py), in the reference's column order; the regexes are `formats.py`'s bodies (RE2 here as
-with pyarrow). Records are normalized like `validate._merged_attributes` (attributes win, then
-`touch`, then the top level; a null never overrides a value) and upgraded by the plan's migrations
-(`migrate.upgrade_attributes`), unplanned properties kept.
+Semantics. The rules are the pandera path's (`rules.version_rules` / `rules.rule_checks`) written as
+SQL: per field one CASE yielding at most one failure (the checks are exclusive by construction, see
+rules.py), in the reference's column order, worded by `rules.describe`; the regexes are formats.py's
+bodies, run by RE2 as with pyarrow. Records are normalized like `validate._merged_attributes`
+(attributes win, then `touch`, then the top level; a null never overrides a value; the last of
+repeated keys wins, as with Python's json) and upgraded by the plan's migrations
+(`migrate.upgrade_attributes`: rename, default, drop), unplanned properties kept. occurred_at is
+the local date-time minus its offset, as a naive UTC TIMESTAMP (fractions beyond microseconds are
+truncated); the offset is kept in minutes.
 
-How it stays fast (a million events in about a second on two cores, see benchmarks/):
-- the line is parsed once for the envelope (one `json_extract` with a list of paths) and once for
-  its key lists (`json_keys` with paths); attributes and context are re-parsed small, per
-  (type, version) with only that version's paths;
-- the common shapes take cheap paths: strings without escapes are checked as their JSON text (a
-  quoted regex, `v IN ('"a"', ...)`), the slow paths (top-level or `touch` properties, duplicate
-  keys, escapes) are CASE branches that only their rows pay for;
-- PII values are hashed once per distinct value (a join on the materialized rows): an IP that
-  recurs on every event of a visitor costs one HMAC, not one per event.
+How. A line is parsed twice in full: one `json_extract` with the list of envelope paths (and the
+context's fields), one `json_keys` for the number of top-level keys (more keys than envelope fields
+present means top-level properties, `touch` or repeated keys: the slow path). Attributes are
+re-parsed small, with only the line's (type, version) paths. Then one conjunction of cheap tests
+per version says whether every field certainly passes (strings as their JSON text: quoted regexes,
+`IN ('"a"', ...)`, byte lengths); only the lines that fail it get the exact per-field CASEs and
+their messages. Everything rare (escapes, repeated keys, touch/top-level merging, migrations that
+touch present keys, rejected lines' redaction) sits in CASE branches, which DuckDB evaluates only
+for the rows that reach them.
 
-JSON strictness. DuckDB's reader (yyjson) is more lenient than Python's `json`: it takes NaN/Inf
-literals (any case) and trailing commas; Python rejects both (invalid_json). A cheap screen
-(`contains` on the spellings real serializers emit: NaN, nan, NAN, Inf, inf, INF, and `,}` / `,]`)
-sends suspect lines to an exact check (string literals blanked out, then the tokens searched).
-Left alone: mixed-case literals such as `nAn` and trailing commas followed by white space (`, }`)
-slip past the screen; nesting deeper than Python's recursion limit is accepted; duplicate keys are
-resolved as Python does (last wins) at the top level and in attributes, context and touch, but kept
-as written deeper inside nested values.
+Cost (benchmarks/bench_sql_validation.py, 2 cores): about 3.5 s per million valid canonical events
+(~0.25-0.3x the rate of DuckDB's read_json of the same file, which parses without any rule); rejected
+lines cost about 10x an accepted one (messages, redaction). The floor of this design is the two
+parses plus extraction (~1.3x read_json's time). Planning the statement takes ~0.15 s (~100 kB of
+SQL), and DuckDB plans again on every execution (PREPARE does not help): run it over as many lines
+as memory allows, and register several Arrow record batches at once (DuckDB scans one record batch
+per thread, so a single-batch relation runs on one core).
+
+JSON strictness. DuckDB's reader (yyjson) also takes NaN/Infinity literals (any case) and trailing
+commas, which Python's json rejects (invalid_json). Lines containing `NaN` or `Infinity` (what real
+serializers write) get an exact check: string literals blanked out, then the literals and trailing
+commas searched. Left alone, accepted where the reference says invalid_json: other spellings (`nan`,
+`inf`, `INF`...) outside planned numeric fields, trailing commas in lines without those words, and
+nesting deeper than Python's recursion limit. Repeated keys deeper than the top level of attributes,
+context and touch are kept as written.
 
 PII. Every property that is `pii: true` in the event type's CURRENT version, every `pii: true`
 context field, and, as defence in depth, any other string value at the top level of attributes or
 context that contains an e-mail address, is replaced by `pii:` + the first 32 hex digits of
-HMAC-SHA256(key, UTF-8 value): 128 bits, far from collisions at any realistic vault size, and stable
-across runs (joins and de-duplication work on the hash). The HMAC is computed in SQL from the key's
-inner and outer pads, passed as prepared parameters (`$pii_ipad`, `$pii_opad`), never as SQL text.
-The clear values come out in `pii_values` (field `attributes.<name>`, `context.<name>`, or
-`raw_record` for redacted quarantine text). Not-ok rows get `redacted_raw`: the line (decoded with
-U+FFFD for invalid UTF-8 bytes) with every e-mail-looking and phone-looking substring (7 or more
-digits with separators, optional +, not an ISO date) replaced by its hash; their reasons are
-redacted the same way.
+HMAC-SHA256(key, UTF-8 value): 128 bits, no collision in sight at any vault size (2^64 values for a
+50% chance), half the width of the full digest in every table and index, and stable across runs, so
+joins and de-duplication work on the hash. The HMAC is computed in SQL, SHA256((k^opad) ||
+SHA256((k^ipad) || m)), from the key's pads passed as prepared parameters (`$pii_ipad`,
+`$pii_opad`), never as SQL text; context values (an IP recurs on every event of a visitor) are
+hashed once per distinct value (the rows are materialized once and joined to their hashes). The
+clear values come out in `pii_values` (field `attributes.<name>`, `context.<name>`, or `raw_record`
+for the redacted text of a rejected line). A rejected line's `redacted_raw` is the line (decoded
+with U+FFFD for bytes that are not UTF-8) with every e-mail-looking substring and phone-looking run
+(7 or more digits with separators, optional + or (, not a date or schema version) replaced by its
+hash; its reasons are redacted the same way (a reason may quote a value that is not planned as PII).
 
-Portability. Plain SQL where possible (CASE, COALESCE, CAST, SUBSTRING, joins, CTEs), but several
-functions are DuckDB's: `try`, `decode`/`encode`, `starts_with`, `contains`, the `json_*` functions
-(list-of-paths forms, `json_keys`, `json_set`, `json_remove`), `regexp_full_match` /
-`regexp_extract_all`, lambdas with `list_filter` / `list_transform` / `list_reduce`, `MAP` and
-`to_json`, `sha256` on BLOB and `unhex`, struct literals `{'k': v}`, `MATERIALIZED` CTEs. A
-ClickHouse port needs its JSON and array functions in their place (SQLGlot maps most of the rest).
+Portability. Plain SQL where it can be (CASE, COALESCE, CAST, SUBSTRING, joins, CTEs), but these
+are DuckDB's: `try`, `decode`/`encode`/`hex`/`unhex`, `starts_with`/`ends_with`/`contains`/`strlen`,
+`json_extract` and `json_keys` with lists of paths, `json_extract_string`, `json_set`/`json_remove`,
+`regexp_full_match`/`regexp_matches`/`regexp_extract_all`, lambdas (`list_filter`,
+`list_transform`, `list_reduce`) and list functions, `map`/`to_json`, `sha256` of a BLOB, struct
+literals, `INTERVAL (n) MINUTE`, `MATERIALIZED` CTEs and `SELECT * EXCLUDE`. A ClickHouse port
+maps them to JSONExtract*, arrayFilter/arrayMap, match/extractAll, SHA256 and so on (SQLGlot does
+part of it).
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -204,8 +222,8 @@ def _type_ok(t: str, v: str) -> str:
     if t in STRING_TYPES:
         return _is_string(v)
     if t == "integer":  # an integer token, or a float with no fractional part (JSON Schema)
-        return (f"(regexp_full_match({v}, '-?[0-9]+') OR ({_is_num(v)} AND "
-                f"list_transform([{_num(v)}], lambda _d: isfinite(_d) AND _d = floor(_d))[1]))")
+        return (f"(regexp_full_match({v}, '-?[0-9]+') OR ({_is_num(v)} AND isfinite({_num(v)}) "
+                f"AND {_num(v)} = floor({_num(v)})))")
     if t == "number":
         return _is_num(v)
     if t == "boolean":
@@ -229,8 +247,8 @@ def _slow_match(v: str, body: str) -> str:
 
 def _show(v: str) -> str:
     """rules.show of a string value: quoted, at most 40 characters then an ellipsis."""
-    return (f"list_transform([{_str(v)}], lambda _s: '''' || CASE WHEN length(_s) > 40 THEN left(_s, 40) || "
-            f"'\u2026' ELSE _s END || '''')[1]")
+    s = _str(v)
+    return f"('''' || CASE WHEN length({s}) > 40 THEN left({s}, 40) || '\u2026' ELSE {s} END || '''')"
 
 
 def _calendar_ok(v: str) -> str:
@@ -427,7 +445,7 @@ def _dedupe(keys: str, values: str) -> str:
 
 def _entries(obj: str) -> str:
     """Deduplicated [{k, v}] of JSON object text `obj` (empty when not an object)."""
-    bound = f"[{{'k': json_keys({obj}), 'v': CAST(json_extract({obj}, '$.*') AS VARCHAR[])}}]"
+    bound = f"[{{'k': json_keys({obj}), 'v': json_extract({obj}, '$.*')}}]"
     return (f"(CASE WHEN starts_with({obj}, '{{') THEN list_transform({bound}, lambda _kv: "
             f"{_dedupe('_kv.k', '_kv.v')})[1] ELSE [] END)")
 
@@ -503,9 +521,16 @@ class _Compiler:
         return ver.pv(key)
 
     def by_vid(self, exprs: dict[int, str], default: str = "NULL") -> str:
+        """CASE on the version id; versions with the same expression share a branch (smaller SQL,
+        which DuckDB plans faster)."""
         if not exprs:
             return default
-        return "(CASE vid " + " ".join(f"WHEN {vid} THEN {e}" for vid, e in exprs.items()) + f" ELSE {default} END)"
+        groups: dict[str, list[int]] = {}
+        for vid, e in exprs.items():
+            groups.setdefault(e, []).append(vid)
+        whens = " ".join(f"WHEN vid = {vids[0]} THEN {e}" if len(vids) == 1 else
+                         f"WHEN vid IN ({', '.join(map(str, vids))}) THEN {e}" for e, vids in groups.items())
+        return f"(CASE {whens} ELSE {default} END)"
 
     # -- the statement -------------------------------------------------------------------------
 
@@ -539,17 +564,25 @@ class _Compiler:
         suspect = " OR ".join(f"contains(txt, {_lit(t)})" for t in _SUSPECT_TOKENS)
         n_env = " + ".join(f"CAST(e[{i}] IS NOT NULL AS INTEGER)" for i in range(1, len(ENVELOPE_FIELDS) + 1))
         paths = _TOP_PATHS[:-1] + "".join(f", {_lit('$.context.' + json.dumps(k))}" for k in self.ctx_keys) + "]"
-        return f"""SELECT *, coalesce(nk_top <> {n_env}, false) AS top_slow
-FROM (SELECT *, CASE WHEN e IS NOT NULL THEN len(json_keys(txt)) END AS nk_top
+        return f"""SELECT *, coalesce(nk_top <> n_env, false) AS top_slow
+FROM (SELECT *, CASE WHEN e IS NOT NULL THEN len(json_keys(txt)) END AS nk_top, {n_env} AS n_env
       FROM (SELECT line_no, raw, raw_text, txt, CAST(try(json_extract(txt, {paths})) AS VARCHAR[]) AS e, ({suspect}) AS sus FROM _iv_txt))"""
 
     def top(self) -> str:
-        return f"""SELECT *, CASE WHEN top_slow THEN {_dedupe('json_keys(txt)', 'CAST(json_extract(txt, ' + _lit('$.*') + ') AS VARCHAR[])')} END AS kv
-FROM _iv_parse"""
+        """The slow lines: repeated top-level keys (rare: every key and value, the last winning),
+        or top-level properties (the object without its envelope and touch keys)."""
+        patch = _lit(json.dumps({k: None for k in _NOT_PROPERTY}, separators=(",", ":")))
+        touch = _ENV_INDEX["touch"]
+        return f"""SELECT * EXCLUDE (kt),
+    CASE WHEN top_dup THEN {_entries('txt')} END AS kv,
+    CASE WHEN top_slow AND NOT top_dup AND nk_top > n_env + CAST(e[{touch}] IS NOT NULL AS INTEGER)
+         THEN json_merge_patch(txt, {patch}) END AS extras
+FROM (SELECT *, coalesce(len(list_distinct(kt)) < len(kt), false) AS top_dup
+      FROM (SELECT *, CASE WHEN top_slow THEN json_keys(txt) END AS kt FROM _iv_parse))"""
 
     def envelope(self) -> str:
-        cols = [f"CASE WHEN kv IS NULL THEN e[{i}] ELSE struct_extract(list_filter(kv, lambda _x: _x.k = "
-                f"{_lit(name)})[1], 'v') END AS {self.j(name)}" for name, i in _ENV_INDEX.items()]
+        cols = [f"CASE WHEN kv IS NULL THEN e[{i}] ELSE CAST(struct_extract(list_filter(kv, lambda _x: _x.k = "
+                f"{_lit(name)})[-1], 'v') AS VARCHAR) END AS {self.j(name)}" for name, i in _ENV_INDEX.items()]
         first = len(_ENV_INDEX) + 1
         cols += [f"e[{first + i}] AS cx0_{i + 1}" for i in range(len(self.ctx_keys))]
         return f"SELECT * EXCLUDE (e), {', '.join(cols)} FROM _iv_top"
@@ -603,25 +636,31 @@ FROM (SELECT *, CASE s_et {' '.join(vid_cases)} END AS v0
                 f"'invalid_utf8: the line is not UTF-8')")
 
     def layers(self) -> str:
-        """Entries of the slow lines' top level (properties only), touch and attributes."""
-        return f"""SELECT *, CASE WHEN hdr IS NULL THEN v0 END AS vid,
-    CASE WHEN hdr IS NULL AND top_slow THEN
-        list_concat(coalesce(list_filter(kv, lambda _x: _x.k NOT IN ({_lits(_NOT_PROPERTY)})), []),
-                    {_entries(self.j('touch'))}, {_entries(self.j('attributes'))}) END AS layered
+        """The slow lines' property layers, each without repeated keys: top level, touch, attributes."""
+        lx = (f"CASE WHEN kv IS NOT NULL THEN list_filter(kv, lambda _x: _x.k NOT IN ({_lits(_NOT_PROPERTY)})) "
+              f"WHEN extras IS NOT NULL THEN {_entries('extras')} ELSE [] END")
+        slow = "hdr IS NULL AND top_slow"
+        return f"""SELECT * EXCLUDE (kv, extras), CASE WHEN hdr IS NULL THEN v0 END AS vid,
+    CASE WHEN {slow} THEN {lx} END AS lx,
+    CASE WHEN {slow} THEN {_entries(self.j('touch'))} END AS lt,
+    CASE WHEN {slow} THEN {_entries(self.j('attributes'))} END AS la
 FROM _iv_head"""
 
     def merged(self) -> str:
         """validate._merged_attributes: attributes win, then touch, then the top level; a null
-        never overrides a value."""
+        never overrides a value (a key with only nulls stays, null)."""
         attrs, ctx = self.j("attributes"), self.j("context")
-        merged = _object("list_transform(list_filter(layered, lambda _x, _i: NOT list_contains("
-                         "list_transform(layered[1:_i - 1], lambda _y: _y.k), _x.k)), lambda _x: {'k': _x.k, 'v': "
-                         "coalesce(struct_extract(list_filter(layered, lambda _y: _y.k = _x.k AND _y.v <> 'null')[-1], 'v'), 'null')})")
-        return f"""SELECT * EXCLUDE (kv, layered),
-    CASE WHEN vid IS NULL THEN NULL WHEN layered IS NOT NULL THEN {merged}
+
+        def non_null(layer: str) -> str:
+            return f"map_from_entries(list_filter({layer}, lambda _x: _x.v <> 'null'))"
+
+        keys = "list_distinct(list_transform(list_concat(lx, lt, la), lambda _x: _x.k))"
+        merged = (f"CAST(to_json(map_concat(map({keys}, list_resize(CAST([] AS JSON[]), len({keys}), CAST('null' AS JSON))), "
+                  f"{non_null('lx')}, {non_null('lt')}, {non_null('la')})) AS VARCHAR)")
+        return f"""SELECT * EXCLUDE (lx, lt, la),
+    CASE WHEN vid IS NULL THEN NULL WHEN lx IS NOT NULL THEN {merged}
          WHEN starts_with({attrs}, '{{') THEN {attrs} ELSE '{{}}' END AS attrs0,
-    CASE WHEN vid IS NULL OR {ctx} IS NULL OR NOT starts_with({ctx}, '{{') THEN NULL
-         WHEN top_slow THEN {_object(_entries(ctx))} ELSE {ctx} END AS ctx0
+    CASE WHEN vid IS NULL OR {ctx} IS NULL OR NOT starts_with({ctx}, '{{') THEN NULL ELSE {ctx} END AS ctx0
 FROM _iv_layers"""
 
     def extract_attrs(self, obj: str) -> str:
@@ -637,10 +676,10 @@ FROM _iv_layers"""
         """Per version, only its own attribute paths; and the key counts, to find repeated keys.
         The context fields come from the first parse, except on the slow lines (merged)."""
         n = len(self.ctx_keys)
-        slow_ctx = f"CASE WHEN top_slow THEN {self.extract_ctx('ctx0')} END AS cvs, " if n else ""
+        slow_ctx = f"CASE WHEN top_dup THEN {self.extract_ctx('ctx0')} END AS cvs, " if n else ""
         return f"""SELECT *, {self.extract_attrs('attrs0')} AS pv0, {slow_ctx}
-    CASE WHEN vid IS NOT NULL AND NOT top_slow THEN len(json_keys(attrs0)) END AS nk_attr,
-    CASE WHEN ctx0 IS NOT NULL AND NOT top_slow THEN len(json_keys(ctx0)) END AS nk_ctx
+    CASE WHEN vid IS NOT NULL THEN len(json_keys(attrs0)) END AS nk_attr,
+    CASE WHEN ctx0 IS NOT NULL THEN len(json_keys(ctx0)) END AS nk_ctx
 FROM _iv_merged"""
 
     def dedup(self) -> str:
@@ -649,8 +688,8 @@ FROM _iv_merged"""
         n = len(self.ctx_keys)
         cx = [f"CASE WHEN cvs IS NOT NULL THEN cvs[{i}] WHEN ctx0 IS NOT NULL THEN cx0_{i} END" for i in range(1, n + 1)]
         known_ctx = " + ".join(f"CAST(cx1_{i} IS NOT NULL AS INTEGER)" for i in range(1, n + 1)) or "0"
-        attr_dup = ("CASE WHEN nk_attr > list_aggregate(pv0, 'count') THEN len(list_distinct(json_keys(attrs0))) < nk_attr "
-                    "ELSE false END")
+        attr_dup = ("CASE WHEN NOT top_slow AND nk_attr > list_aggregate(pv0, 'count') THEN "
+                    "len(list_distinct(json_keys(attrs0))) < nk_attr ELSE false END")  # a merge has no repeats
         ctx_dup = (f"CASE WHEN nk_ctx > {known_ctx} THEN len(list_distinct(json_keys(ctx0))) < nk_ctx ELSE false END")
         drop = ", ".join(["pv0", "attrs0", "ctx0", "nk_attr", "nk_ctx"] + (["cvs"] if n else [])
                          + [f"cx0_{i}" for i in range(1, n + 1)])
@@ -715,6 +754,15 @@ FROM (SELECT *, CASE WHEN attr_dup THEN {_object(_entries('attrs0'))} ELSE attrs
                 groups.setdefault(rs[column], []).append(name)
             if len(groups) == 1:
                 sql = _fail_sql(next(iter(groups)), v)
+            elif all(dataclasses.replace(r, values=None) == dataclasses.replace(next(iter(groups)), values=None)
+                     for r in groups):
+                # Only the allowed values differ (the sources): one CASE, the type's list looked up.
+                rule = next(iter(groups))
+                lists = " ".join(f"WHEN {_lit(name)} THEN [{_lits(rs[column].values)}]" for name, rs in self.env_rules.items())
+                sql = _fail_sql(dataclasses.replace(rule, values=None), v)
+                assert sql.endswith(" END)")
+                sql = (sql[:-len(" END)")] + f" WHEN NOT list_contains(CASE s_et {lists} END, {_str(v)}) THEN "
+                       f"{_failure(rule.enum_code, rule, quote=True)} END)")
             else:
                 whens = " ".join(f"WHEN s_et IN ({_lits(names)}) THEN {_fail_sql(rule, v)}" for rule, names in groups.items())
                 sql = f"(CASE {whens} END)"
@@ -744,21 +792,23 @@ FROM (SELECT *, CASE WHEN attr_dup THEN {_object(_entries('attrs0'))} ELSE attrs
         return f"SELECT *, {', '.join(cols)} FROM _iv_fast"
 
     def verdict(self) -> str:
-        """ok, and for the other lines their reasons, in the reference's field order."""
+        """ok, and for the other lines their reasons, in the reference's field order. Most rejected
+        lines fail one check: their message is built directly (a lambda is much slower here)."""
         items = self.failure_items()
-        n = len(items)
-        fs = [f"f{i}" for i in range(1, n + 1)]
+        fs = [f"f{i}" for i in range(1, len(items) + 1)]
         allowed = "(CASE s_et " + " ".join(
             f"WHEN {_lit(name)} THEN {_lit(', '.join(self.plan.event_types[name].allowed_sources))}" for name in self.types) + " END)"
-        message = _message_sql("_f.f", "_f.v", allowed)
         count = " + ".join(f"CAST({f} IS NOT NULL AS INTEGER)" for f in fs)
         first_value = "CASE " + " ".join(f"WHEN {f} IS NOT NULL THEN {v}" for f, (_, v) in zip(fs, items)) + " END"
-        one = f"list_transform([{{'f': coalesce({', '.join(fs)}), 'v': {first_value}}}], lambda _f: {message})"
         pairs = ", ".join(f"{{'f': {f}, 'v': {v}}}" for f, (_, v) in zip(fs, items))
-        many = f"list_transform(list_filter([{pairs}], lambda _f: _f.f IS NOT NULL), lambda _f: {message})"
-        return f"""SELECT * EXCLUDE ({', '.join(fs)}, n_failed),
-    CASE WHEN ok THEN CAST([] AS VARCHAR[]) WHEN hdr IS NOT NULL THEN [hdr] WHEN n_failed = 1 THEN {one} ELSE {many} END AS reasons
-FROM (SELECT *, vid IS NOT NULL AND n_failed = 0 AS ok
+        many = (f"list_transform(list_filter([{pairs}], lambda _f: _f.f IS NOT NULL), "
+                f"lambda _f: {_message_sql('_f.f', '_f.v', allowed)})")
+        return f"""SELECT * EXCLUDE ({', '.join(fs)}, n_failed, f_first, v_first),
+    CASE WHEN ok THEN CAST([] AS VARCHAR[]) WHEN hdr IS NOT NULL THEN [hdr]
+         WHEN n_failed = 1 THEN [{_message_sql('f_first', 'v_first', allowed)}] ELSE {many} END AS reasons
+FROM (SELECT *, vid IS NOT NULL AND n_failed = 0 AS ok,
+             CASE WHEN n_failed = 1 THEN coalesce({', '.join(fs)}) END AS f_first,
+             CASE WHEN n_failed = 1 THEN {first_value} END AS v_first
       FROM (SELECT *, CASE WHEN vid IS NULL OR fast_ok THEN 0 ELSE {count} END AS n_failed FROM _iv_codes))"""
 
     # -- normalized event ------------------------------------------------------------------------
@@ -830,8 +880,8 @@ FROM (SELECT *, vid IS NOT NULL AND n_failed = 0 AS ok
                     key = self.attr_pii[v.vid][i]
                     fields[v.vid], texts[v.vid] = _lit(key), self.attr_pii_value(v, key)
             cols.append(f"CASE WHEN ok AND vid IN ({', '.join(map(str, pii_vids))}) THEN {self.by_vid(fields)} END AS ak{i}")
-            cols.append(f"CASE WHEN ok AND vid IN ({', '.join(map(str, pii_vids))}) THEN "
-                        f"list_transform([{self.by_vid(texts)}], lambda _t: CASE WHEN {_is_string('_t')} THEN _t END)[1] END AS at{i}")
+            text = self.by_vid(texts)
+            cols.append(f"CASE WHEN ok AND vid IN ({', '.join(map(str, pii_vids))}) AND {_is_string(text)} THEN {text} END AS at{i}")
         raw_text = "raw_text" if self.keep_raw else "CASE WHEN ok THEN NULL ELSE raw_text END"
         return f"""SELECT line_no, ok, reasons, {raw_text} AS raw_text, {', '.join(cols)},
     CASE WHEN NOT ok THEN coalesce(txt, {self.lossy()}) END AS redact_src
@@ -907,7 +957,9 @@ FROM _iv_verdict"""
     CASE WHEN NOT ok THEN {self.redact('redact_src', 'red')} END AS redacted_raw
 FROM (SELECT *, {self.others_pairs('a2', 'attributes', 'oa')}, {self.others_pairs('c2', 'context', 'oc')}
       FROM (SELECT *, {attrs_out} AS a2, {ctx_out} AS c2, {self.redaction_pairs()} AS red
-            FROM (SELECT *{ahs} FROM (SELECT *{avs} FROM _iv_hashed))))"""
+            FROM (SELECT *{ahs} FROM (SELECT *{avs},
+                    CASE WHEN NOT ok THEN redact_src || chr(10) || array_to_string(reasons, chr(10)) END AS red_src
+                  FROM _iv_hashed))))"""
 
     @staticmethod
     def slot_struct(name: str) -> str:
@@ -930,16 +982,14 @@ FROM (SELECT *, {self.others_pairs('a2', 'attributes', 'oa')}, {self.others_pair
 
     @staticmethod
     def redaction_pairs() -> str:
-        """E-mail- and phone-looking substrings of a rejected line (and of its reasons), longest
-        first, with their hashes."""
-        src = "redact_src || chr(10) || array_to_string(reasons, chr(10))"
-        phones = (f"list_filter(regexp_extract_all(_s, {_lit(_PHONE_FIND)}, 2), lambda _p: "
+        """E-mail- and phone-looking substrings of a rejected line and its reasons (`red_src`),
+        longest first, with their hashes."""
+        phones = (f"list_filter(regexp_extract_all(red_src, {_lit(_PHONE_FIND)}, 2), lambda _p: "
                   f"length(regexp_replace(_p, '[^0-9]', '', 'g')) >= 7 AND NOT regexp_full_match(_p, {_lit(_NOT_PHONE)}))")
-        emails = f"CASE WHEN contains(_s, '@') THEN regexp_extract_all(_s, {_lit(_EMAIL_FIND)}) ELSE [] END"
+        emails = f"CASE WHEN contains(red_src, '@') THEN regexp_extract_all(red_src, {_lit(_EMAIL_FIND)}) ELSE [] END"
         found = f"list_distinct(list_concat({emails}, {phones}))"
-        pairs = (f"list_transform(list_sort(list_transform({found}, lambda _v: {{'n': -strlen(_v), 'value': _v}})), "
-                 f"lambda _v: {{'value': _v.value, 'hash': {_hmac_sql('_v.value')}}})")
-        return f"CASE WHEN NOT ok THEN list_transform([{src}], lambda _s: {pairs})[1] END"
+        return (f"CASE WHEN NOT ok THEN list_transform(list_sort(list_transform({found}, lambda _v: "
+                f"{{'n': -strlen(_v), 'value': _v}})), lambda _v: {{'value': _v.value, 'hash': {_hmac_sql('_v.value')}}}) END")
 
     @staticmethod
     def redact(expr: str, pairs: str) -> str:

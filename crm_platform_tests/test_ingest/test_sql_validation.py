@@ -36,6 +36,10 @@ WRONG = {"string": 12345, "email": ["a@b.co"], "url": {"href": "x"}, "timestamp"
          "integer": "12", "number": True, "boolean": "true", "json": "{}"}
 EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+\.[A-Za-z]{2,}")  # what the privacy check looks for
 HASH = re.compile(f"{HASH_PREFIX}[0-9a-f]{{{HASH_HEX_CHARS}}}")
+# What the module counts as an e-mail address inside another value (non-ASCII letters included).
+_C = "A-Za-z0-9\u0080-\U0010ffff"
+_LABEL = f"[{_C}](?:[{_C}-]*[{_C}])?"
+EMAILISH = re.compile(f"[{_C}][{_C}.!#$%&'*+/=?^_`{{|}}~-]*@{_LABEL}(?:\\.{_LABEL})+")
 
 
 # --- running both validators ---------------------------------------------------------------------
@@ -84,7 +88,7 @@ def expected_pii(event: dict) -> tuple[dict, dict | None, set[tuple[str, str, st
                 ctx[name] = hashed(ctx[name])
     for where, obj in (("attributes", attrs), ("context", ctx)):
         for k, v in (obj or {}).items():  # defence in depth: e-mail addresses in other fields
-            if isinstance(v, str) and not HASH.fullmatch(v) and re.search(r"@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+", v):
+            if isinstance(v, str) and not HASH.fullmatch(v) and EMAILISH.search(v):
                 pairs.add((f"{where}.{k}", hashed(v), v))
                 obj[k] = hashed(v)
     return attrs, ctx, pairs
@@ -293,7 +297,7 @@ def _cases() -> dict[str, object]:
         "event_type": "manual_label", "schema_version": "2026-01-1", "event_id": "e_mail",
         "occurred_at": "2026-01-10T15:12:30Z", "source": "manual", "lead_id": "l1",
         "attributes": {"label_name": "quality", "label_value": "good", "note": "call jane@example.com first"},
-        "context": {"user_agent": "x", "contact": "ops@example.org"}})
+        "context": {"user_agent": "x", "contact": "ops@example.org", "backup": "Zoë <zoë@bücher.example>"}})
     # Migrations to the current version (activity_logged 2026-01-1 -> 2026-06-1, campaign_touch -> 2026-04-1).
     act = {"event_type": "activity_logged", "schema_version": "2026-01-1", "event_id": "e_act",
            "occurred_at": "2026-01-10T15:12:30Z", "source": "dialer", "lead_id": "l1"}

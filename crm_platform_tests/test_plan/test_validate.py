@@ -338,7 +338,7 @@ def test_properties_outside_attributes_are_checked_too():
     }
     assert reasons(event) == (
         "enum_violation: attributes.channel 'tv' is not one of: paid_search, organic_search, paid_social, "
-        "organic_social, email, display, referral, events, direct",
+        "organic_social, social, email, display, referral, events, direct",
         "invalid_url: attributes.landing_page is not an absolute http(s) URL")
 
 
