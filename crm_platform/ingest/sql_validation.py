@@ -26,23 +26,25 @@ repeated keys wins, as with Python's json) and upgraded by the plan's migrations
 the local date-time minus its offset, as a naive UTC TIMESTAMP (fractions beyond microseconds are
 truncated); the offset is kept in minutes.
 
-How. A line is parsed twice in full: one `json_extract` with the list of envelope paths (and the
-context's fields), one `json_keys` for the number of top-level keys (more keys than envelope fields
-present means top-level properties, `touch` or repeated keys: the slow path). Attributes are
-re-parsed small, with only the line's (type, version) paths. Then one conjunction of cheap tests
-per version says whether every field certainly passes (strings as their JSON text: quoted regexes,
-`IN ('"a"', ...)`, byte lengths); only the lines that fail it get the exact per-field CASEs and
-their messages. Everything rare (escapes, repeated keys, touch/top-level merging, migrations that
-touch present keys, rejected lines' redaction) sits in CASE branches, which DuckDB evaluates only
-for the rows that reach them.
+How. A line is parsed three times in full: `json_valid` (see below), one `json_extract` with the
+list of envelope paths (and the context's fields), one `json_keys` for the number of top-level keys
+(more keys than envelope fields present means top-level properties, `touch` or repeated keys: the
+slow path, which merges the layers with `json_merge_patch` and maps). Attributes are re-parsed
+small, with only the line's (type, version) paths. Then one conjunction of cheap tests per version
+says whether every field certainly passes (strings as their JSON text: quoted regexes, `IN ('"a"',
+...)`, byte lengths); only the lines that fail it get the exact per-field CASEs and their messages.
+Everything rare (escapes, repeated keys, migrations that touch present keys, rejected lines'
+redaction) sits in CASE branches, which DuckDB evaluates only for the rows that reach them. Two
+DuckDB traits shape the SQL: `try()` re-runs a whole vector row by row once one of its rows fails
+(so JSON is checked with `json_valid` first), and a lambda with a large body is several times slower
+than the same expression outside one (so the hot paths have none).
 
-Cost (benchmarks/bench_sql_validation.py, 2 cores): about 3.5 s per million valid canonical events
-(~0.25-0.3x the rate of DuckDB's read_json of the same file, which parses without any rule); rejected
-lines cost about 10x an accepted one (messages, redaction). The floor of this design is the two
-parses plus extraction (~1.3x read_json's time). Planning the statement takes ~0.15 s (~100 kB of
-SQL), and DuckDB plans again on every execution (PREPARE does not help): run it over as many lines
-as memory allows, and register several Arrow record batches at once (DuckDB scans one record batch
-per thread, so a single-batch relation runs on one core).
+Cost (benchmarks/bench_sql_validation.py, 2 cores): about 3.4 s per million valid canonical events
+on an idle machine, ~0.26x the rate of DuckDB's read_json of the same file (which applies no rule);
+a rejected line costs about ten accepted ones (messages, redaction), a line on the slow path about
+three. The floor of this design, the parses and the extraction alone, is ~1.3x read_json's time.
+Planning the statement takes ~0.15 s (~100 kB of SQL) and DuckDB plans again on every execution
+(PREPARE does not help): run it over as many lines as memory allows.
 
 JSON strictness. DuckDB's reader (yyjson) also takes NaN/Infinity literals (any case) and trailing
 commas, which Python's json rejects (invalid_json). Lines containing `NaN` or `Infinity` (what real
@@ -566,7 +568,10 @@ class _Compiler:
         paths = _TOP_PATHS[:-1] + "".join(f", {_lit('$.context.' + json.dumps(k))}" for k in self.ctx_keys) + "]"
         return f"""SELECT *, coalesce(nk_top <> n_env, false) AS top_slow
 FROM (SELECT *, CASE WHEN e IS NOT NULL THEN len(json_keys(txt)) END AS nk_top, {n_env} AS n_env
-      FROM (SELECT line_no, raw, raw_text, txt, CAST(try(json_extract(txt, {paths})) AS VARCHAR[]) AS e, ({suspect}) AS sus FROM _iv_txt))"""
+      FROM (SELECT line_no, raw, raw_text, txt, ({suspect}) AS sus,
+                   -- not try(): on error it re-runs the whole vector row by row (with 1% bad lines, all of them)
+                   CASE WHEN json_valid(txt) THEN CAST(json_extract(txt, {paths}) AS VARCHAR[]) END AS e
+            FROM _iv_txt))"""
 
     def top(self) -> str:
         """The slow lines: repeated top-level keys (rare: every key and value, the last winning),
@@ -636,15 +641,24 @@ FROM (SELECT *, CASE s_et {' '.join(vid_cases)} END AS v0
                 f"'invalid_utf8: the line is not UTF-8')")
 
     def layers(self) -> str:
-        """The slow lines' property layers, each without repeated keys: top level, touch, attributes."""
+        """The slow lines' property layers: top level, touch, attributes. A line with one non-empty
+        layer takes it as it is (repeated keys in it are found later, like in attributes); only
+        lines with several (or repeated top-level keys) build the entries of each, deduplicated."""
+        touch, attrs = self.j("touch"), self.j("attributes")
+        t_obj = f"coalesce(starts_with({touch}, '{{') AND {touch} <> '{{}}', false)"
+        a_obj = f"coalesce(starts_with({attrs}, '{{') AND {attrs} <> '{{}}', false)"
         lx = (f"CASE WHEN kv IS NOT NULL THEN list_filter(kv, lambda _x: _x.k NOT IN ({_lits(_NOT_PROPERTY)})) "
               f"WHEN extras IS NOT NULL THEN {_entries('extras')} ELSE [] END")
-        slow = "hdr IS NULL AND top_slow"
+        general = "hdr IS NULL AND top_slow AND NOT single"
         return f"""SELECT * EXCLUDE (kv, extras), CASE WHEN hdr IS NULL THEN v0 END AS vid,
-    CASE WHEN {slow} THEN {lx} END AS lx,
-    CASE WHEN {slow} THEN {_entries(self.j('touch'))} END AS lt,
-    CASE WHEN {slow} THEN {_entries(self.j('attributes'))} END AS la
-FROM _iv_head"""
+    CASE WHEN hdr IS NULL AND top_slow AND single THEN
+         CASE WHEN extras IS NOT NULL THEN extras WHEN {t_obj} THEN {touch} WHEN {a_obj} THEN {attrs} ELSE '{{}}' END
+    END AS single_layer,
+    CASE WHEN {general} THEN {lx} END AS lx,
+    CASE WHEN {general} THEN {_entries(touch)} END AS lt,
+    CASE WHEN {general} THEN {_entries(attrs)} END AS la
+FROM (SELECT *, kv IS NULL AND CAST(extras IS NOT NULL AS INTEGER) + CAST({t_obj} AS INTEGER)
+                               + CAST({a_obj} AS INTEGER) <= 1 AS single FROM _iv_head)"""
 
     def merged(self) -> str:
         """validate._merged_attributes: attributes win, then touch, then the top level; a null
@@ -657,9 +671,10 @@ FROM _iv_head"""
         keys = "list_distinct(list_transform(list_concat(lx, lt, la), lambda _x: _x.k))"
         merged = (f"CAST(to_json(map_concat(map({keys}, list_resize(CAST([] AS JSON[]), len({keys}), CAST('null' AS JSON))), "
                   f"{non_null('lx')}, {non_null('lt')}, {non_null('la')})) AS VARCHAR)")
-        return f"""SELECT * EXCLUDE (lx, lt, la),
-    CASE WHEN vid IS NULL THEN NULL WHEN lx IS NOT NULL THEN {merged}
+        return f"""SELECT * EXCLUDE (lx, lt, la, single, single_layer),
+    CASE WHEN vid IS NULL THEN NULL WHEN single_layer IS NOT NULL THEN single_layer WHEN lx IS NOT NULL THEN {merged}
          WHEN starts_with({attrs}, '{{') THEN {attrs} ELSE '{{}}' END AS attrs0,
+    lx IS NOT NULL AS merged_layers,
     CASE WHEN vid IS NULL OR {ctx} IS NULL OR NOT starts_with({ctx}, '{{') THEN NULL ELSE {ctx} END AS ctx0
 FROM _iv_layers"""
 
@@ -688,10 +703,10 @@ FROM _iv_merged"""
         n = len(self.ctx_keys)
         cx = [f"CASE WHEN cvs IS NOT NULL THEN cvs[{i}] WHEN ctx0 IS NOT NULL THEN cx0_{i} END" for i in range(1, n + 1)]
         known_ctx = " + ".join(f"CAST(cx1_{i} IS NOT NULL AS INTEGER)" for i in range(1, n + 1)) or "0"
-        attr_dup = ("CASE WHEN NOT top_slow AND nk_attr > list_aggregate(pv0, 'count') THEN "
+        attr_dup = ("CASE WHEN NOT merged_layers AND nk_attr > list_aggregate(pv0, 'count') THEN "
                     "len(list_distinct(json_keys(attrs0))) < nk_attr ELSE false END")  # a merge has no repeats
         ctx_dup = (f"CASE WHEN nk_ctx > {known_ctx} THEN len(list_distinct(json_keys(ctx0))) < nk_ctx ELSE false END")
-        drop = ", ".join(["pv0", "attrs0", "ctx0", "nk_attr", "nk_ctx"] + (["cvs"] if n else [])
+        drop = ", ".join(["pv0", "attrs0", "ctx0", "nk_attr", "nk_ctx", "merged_layers"] + (["cvs"] if n else [])
                          + [f"cx0_{i}" for i in range(1, n + 1)])
         cx1 = "".join(f", {sql} AS cx1_{i}" for i, sql in enumerate(cx, 1))
         return f"""SELECT * EXCLUDE ({drop}),

@@ -289,6 +289,20 @@ def _cases() -> dict[str, object]:
     add("repeated context field", '{"event_type":"lead_updated","schema_version":"2026-01-1","event_id":"e_dup3",'
         '"occurred_at":"2026-01-10T15:12:30Z","source":"crm","lead_id":"l1","attributes":{"phone":"+1 415 555 0100",'
         '"phone":"+44 20 7946 0958"},"context":{"ip":"10.0.0.1","country":"FR","ip":"10.0.0.2"}}')
+    add("repeated key in touch", '{"event_type":"campaign_touch","schema_version":"2026-04-1","event_id":"e_dup4",'
+        '"occurred_at":"2026-01-10T15:12:30Z","source":"ads","user_id":"u1","touch":{"channel":"tv","channel":"email",'
+        '"touch_type":"click","campaign_id":null}}')
+    add("repeated key at the top level and in touch", '{"event_type":"campaign_touch","schema_version":"2026-04-1",'
+        '"event_id":"e_dup5","occurred_at":"2026-01-10T15:12:30Z","source":"ads","user_id":"u1","channel":"tv",'
+        '"channel":null,"touch":{"touch_type":"click","channel":"email"},"touch":{"touch_type":"visit"}}')
+    add("top-level properties only, with a null", {
+        "event_type": "campaign_touch", "schema_version": "2026-04-1", "event_id": "e_top",
+        "occurred_at": "2026-01-10T15:12:30Z", "source": "web", "user_id": "u1",
+        "channel": "email", "touch_type": "visit", "campaign_id": None, "landing_page": "https://example.com/x"})
+    add("empty touch and attributes, properties at the top", {
+        "event_type": "campaign_touch", "schema_version": "2026-04-1", "event_id": "e_top2",
+        "occurred_at": "2026-01-10T15:12:30Z", "source": "web", "user_id": "u1", "touch": {}, "attributes": {},
+        "channel": "email", "touch_type": "visit"})
     add("escapes and unicode", '{"event_type":"lead_created","schema_version":"2026-01-1","event_id":"e\\"q\\u00e9\\/1",'
         '"occurred_at":"2026-01-10T15:12:30Z","source":"\\u0063rm","lead_id":"l\\u00e9\\ud83d\\ude00",'
         '"attributes":{"first_name":"Ren\\u00e9e \\"R\\"","stage":"\\u006eew","email":"a\\u0040b.example.com",'
