@@ -14,6 +14,7 @@ from crm_platform.warehouse.tables import TableDef
 
 # How long a run waits for another process's lock on the DuckDB file before it gives up.
 LOCK_TIMEOUT_S = 1800.0
+MEMORY_LIMIT = "1GB"
 
 
 class DuckDBWarehouse(Warehouse):
@@ -34,6 +35,11 @@ class DuckDBWarehouse(Warehouse):
             self._con = self._connect()
         return self._con
 
+    def _config(self) -> dict[str, str]:
+        # A bounded memory budget: large stagings (a whole landed file) spill next to the warehouse
+        # instead of growing the process without limit.
+        return {"memory_limit": MEMORY_LIMIT, "temp_directory": str(self.path.parent / (self.path.name + ".tmp"))}
+
     def _connect(self) -> duckdb.DuckDBPyConnection:
         """Wait for another process's lock rather than fail: a sensor run, the schedule and a manual
         `crm-platform materialize` may start together; the pool serializes Dagster's runs, this
@@ -42,7 +48,7 @@ class DuckDBWarehouse(Warehouse):
         pause = 0.05
         while True:
             try:
-                return duckdb.connect(str(self.path), read_only=self.read_only)
+                return duckdb.connect(str(self.path), read_only=self.read_only, config=self._config())
             except duckdb.IOException as e:
                 if "lock" not in str(e).lower() or time.monotonic() >= deadline:
                     raise RuntimeError(
