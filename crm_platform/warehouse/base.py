@@ -38,7 +38,7 @@ class Warehouse(ABC):
     def table_exists(self, schema: str, table: str) -> bool: ...
 
     @abstractmethod
-    def ensure_table(self, table: "TableDef") -> None:
+    def ensure_table(self, table: TableDef) -> None:
         """Create the table (and its schema) if it does not exist yet."""
 
     @abstractmethod
