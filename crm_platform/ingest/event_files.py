@@ -1,40 +1,57 @@
 """Landed event files into core.events, core.quarantine, core.ingest_ledger and pii.*, atomically: a
-file's events, quarantine rows, vault entries and ledger row commit in one transaction, or nothing.
+group of files commits its events, quarantine rows, vault entries and ledger rows in one
+transaction, or nothing.
 
-Files are taken in groups (many small files, or one large one) so that the validation query, which
-DuckDB takes ~0.15 s to plan whatever the row count, runs once per ~32 MB of lines rather than once
-per file; a group commits together, so every file in it is still all or nothing.
+Flow, per group (many small files, or one large one):
 
-Flow: each file is read in batches of raw lines (`LineReader`, zero-copy); lines are validated,
-normalized and PII-split inside the engine by SQL compiled from the tracking plan, and staged. Once
-the group is staged and its files' sha256 (computed in a thread meanwhile) are known, files whose
-content was already ingested are dropped from the staging, one anti-join against core.events drops
-ids already accepted (duplicates across files and runs), a window keeps the first of ids repeated
-within the group (file order, then line order), and the rows are inserted.
+1. The files are read as one stream of raw lines (`LineReader`, zero-copy; a line's key is its
+   file's index in the group << 40 | its line number), and one INSERT takes the fast path's events
+   (`fast_validation`: the canonical, certainly valid lines, normalized, PII hashed on the way)
+   straight into core.events. The lines it does not vouch for are diverted.
+2. The diverted lines (invalid ones, and valid ones in unusual shapes) get the exact validation
+   (`sql_validation`): the accepted join the events; the rejected go to core.quarantine (redacted)
+   and their exact bytes to pii.quarantine_payloads.
+3. A file whose content was ingested before (sha256, computed in a thread meanwhile) adds nothing:
+   its rows are taken out again.
+4. Duplicates: of the group's events, those whose event_id the warehouse already held, or that
+   came earlier in the group (file order, then line order), are deleted.
+5. New PII values go to pii.vault; each file gets its ledger row and its landed_files row.
+
+A group's rows carry its own `ingested_at`, which is how steps 3 and 4 find them.
 """
 from __future__ import annotations
 
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from functools import lru_cache
+from typing import Iterator
 
+import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
+from crm_platform.ingest.fast_validation import FastPath
 from crm_platform.ingest.landing import LandedFile, sha256_file
 from crm_platform.ingest.sql_validation import compile_ingest_sql
-from crm_platform.plan.jsonl import BATCH_BYTES, LINE_SCHEMA, STRIP_LINE_END_SQL, LineReader
+from crm_platform.plan.jsonl import LINE_SCHEMA, STRIP_LINE_END_SQL, LineReader
 from crm_platform.plan.model import TrackingPlan
 from crm_platform.warehouse import DuckDBWarehouse
 from crm_platform.warehouse.tables import (
     EVENTS, INGEST_LEDGER, INGEST_TABLES, LANDED_FILES, PII_QUARANTINE_PAYLOADS, PII_VAULT, QUARANTINE,
 )
 
-STAGED = "ingest_staged"
-REJECTED_BYTES = "ingest_rejected_bytes"
-# A staged line's key carries its file's place in the group: file_idx << 40 | line_no.
+# A line's key carries its file's place in the group: file_idx << 40 | line_no.
 LINE_BITS = 40
+_LINE = f"(line_no & {(1 << LINE_BITS) - 1})"
+_FILE_IDX = f"(line_no >> {LINE_BITS})"
+_FILE = f"$files[{_FILE_IDX} + 1]"
+# The columns of core.events that both paths fill from their SELECTs (the rest are the group's).
+_EVENT_SELECT = (
+    "event_id, event_type, schema_version, original_schema_version, occurred_at, occurred_at_offset_minutes, "
+    "$ingested_at, source, producer_id, lead_id, lead_id, user_id, attributes, context, event_date, "
+    f"{_FILE}, {_LINE}, $plan_version"
+)
+_EVENT_PARAMS = ("ingested_at", "files", "plan_version")
 
 
 def utc_now() -> datetime:
@@ -58,14 +75,15 @@ class FileOutcome:
 class _Read:
     file: LandedFile
     lines: int = 0
+    records: int = 0
     error: str | None = None
     sha: str = ""
     same_content: bool = False
 
 
 @lru_cache(maxsize=4)
-def _validation_sql(plan: TrackingPlan, pii_key: bytes) -> tuple[str, dict]:
-    return compile_ingest_sql(plan, f"(select line_no, {STRIP_LINE_END_SQL} as raw from ingest_batch)", pii_key)
+def _exact_sql(plan: TrackingPlan, pii_key: bytes) -> tuple[str, dict]:
+    return compile_ingest_sql(plan, f"(select line_no, {STRIP_LINE_END_SQL} as raw from ingest_diverted)", pii_key)
 
 
 def ensure_ingest_tables(wh: DuckDBWarehouse) -> None:
@@ -73,138 +91,196 @@ def ensure_ingest_tables(wh: DuckDBWarehouse) -> None:
         wh.ensure_table(table)
 
 
-def ingest_event_files(wh: DuckDBWarehouse, plan: TrackingPlan, files: list[LandedFile], pii_key: bytes,
-                       now: datetime, hasher: Executor) -> list[FileOutcome]:
-    """Ingest a group of new file versions in one transaction; returns what happened to each."""
-    shas = [hasher.submit(sha256_file, f.path) for f in files]
-    reads = [_Read(f) for f in files]
-    sql, params = _validation_sql(plan, pii_key)
-    with wh.transaction():
-        wh.con.register("ingest_batch", LINE_SCHEMA.empty_table())  # the staging takes the query's columns
-        wh.execute(f"create or replace temp table {STAGED} as select * from ({sql}) limit 0", params)
-        wh.execute(f"create or replace temp table {REJECTED_BYTES} (line_no bigint, raw blob)")
-        pending: list[pa.RecordBatch] = []
-        size = 0
+class GroupIngest:
+    """Ingests groups of new file versions for one run: one fast path (its PII memo lasts the run)
+    and one `ingested_at` per group, strictly increasing."""
+
+    def __init__(self, wh: DuckDBWarehouse, plan: TrackingPlan, pii_key: bytes, started: datetime, hasher: Executor):
+        self.wh, self.plan, self.pii_key, self.started, self.hasher = wh, plan, pii_key, started, hasher
+        self.fast = FastPath(plan, pii_key)
+        self.fast.attach(wh.con)
+        self._fast_sql = self.fast.sql("ingest_lines")
+        self._last_group_at = datetime.min
+
+    def _group_at(self) -> datetime:
+        t = max(utc_now(), self._last_group_at + timedelta(microseconds=1))
+        self._last_group_at = t
+        return t
+
+    def __call__(self, files: list[LandedFile]) -> list[FileOutcome]:
+        """Ingest one group in one transaction; returns what happened to each file."""
+        shas = [self.hasher.submit(sha256_file, f.path) for f in files]
+        reads = [_Read(f) for f in files]
+        params = {"ingested_at": self._group_at(), "plan_version": self.plan.version,
+                  "files": [r.file.relative for r in reads]}
+        try:
+            with self.wh.transaction():
+                self._insert_fast(reads, params)
+                exact = self._validate_diverted()
+                for read, sha in zip(reads, shas):
+                    read.sha = sha.result()
+                params["shas"] = [r.sha for r in reads]
+                self._drop_known_content(reads, params)
+                counts = self._insert_exact(exact, params)
+                duplicates = self._delete_duplicates(params)
+                self._insert_vault(params)
+                outcomes = _outcomes(reads, exact, counts, duplicates)
+                self._write_ledger(reads, outcomes)
+                self.wh.execute("drop table if exists ingest_exact")
+            return outcomes
+        except BaseException:
+            self.fast.hasher.forget()  # its new values were not vaulted
+            self.fast.diverted.take()
+            raise
+
+    def _insert_fast(self, reads: list[_Read], params: dict) -> None:
+        con = self.wh.con
+        con.register("ingest_lines", pa.RecordBatchReader.from_batches(LINE_SCHEMA, _stream(reads)))
+        try:
+            con.execute(f"insert into {self.wh.table_name('core', 'events')} ({', '.join(EVENTS.column_names)}) "
+                        f"select {_EVENT_SELECT} from ({self._fast_sql})", _only(params, _EVENT_PARAMS))
+        finally:
+            con.unregister("ingest_lines")
+
+    def _validate_diverted(self) -> pa.Table:
+        """The exact validation of the lines the fast path did not take (temp table ingest_exact);
+        returns those lines."""
+        diverted = self.fast.diverted.take()
+        con = self.wh.con
+        con.register("ingest_diverted", diverted)
+        try:
+            sql, params = _exact_sql(self.plan, self.pii_key)
+            con.execute(f"create or replace temp table ingest_exact as select * from ({sql})", params)
+        finally:
+            con.unregister("ingest_diverted")
+        return diverted
+
+    def _drop_known_content(self, reads: list[_Read], params: dict) -> None:
+        """A file whose content was ingested before (in the ledger, or earlier in this group) adds
+        nothing: its fast-path events are taken out again, and its diverted lines forgotten."""
+        t = self.wh.table_name
+        known = {r[0] for r in self.wh.fetchall(f"select sha256 from {t('core', 'ingest_ledger')} "
+                                                "where sha256 in (select unnest(?))", [[r.sha for r in reads]])}
+        dropped = []
         for idx, read in enumerate(reads):
-            reader = LineReader(read.file.path)
-            for batch in reader:
-                key = pc.add(batch.column(0), pa.scalar(idx << LINE_BITS, pa.int64()))
-                pending.append(pa.RecordBatch.from_arrays([key, batch.column(1)], schema=batch.schema))
-                size += batch.column(1).nbytes
-                if size >= BATCH_BYTES:
-                    _stage(wh, sql, params, pending)
-                    pending, size = [], 0
-            read.lines, read.error = reader.lines, reader.error
-        _stage(wh, sql, params, pending)
-        _mark_same_content(wh, reads, [s.result() for s in shas])
-        counts = _commit_staged(wh, plan, reads, now)
-        outcomes = []
-        for idx, read in enumerate(reads):
-            if read.same_content:
-                outcomes.append(FileOutcome(read.file.relative, read.sha, 0, 0, 0, 0, "duplicate_content"))
-                continue
-            accepted, duplicate, quarantined = counts.get(idx, (0, 0, 0))
-            outcomes.append(FileOutcome(read.file.relative, read.sha, accepted + duplicate + quarantined, accepted,
-                                        duplicate, quarantined, "partial" if read.error else "complete", read.error))
-        _write_ledger(wh, plan, reads, outcomes, now)
-        wh.execute(f"drop table {STAGED}")
-        wh.execute(f"drop table {REJECTED_BYTES}")
-    return outcomes
+            if read.sha in known:
+                read.same_content = True
+                dropped.append(idx)
+            known.add(read.sha)
+        if dropped:
+            self.wh.execute(f"delete from {t('core', 'events')} where ingested_at = $ingested_at "
+                            "and source_file in (select unnest($dropped))",
+                            {"ingested_at": params["ingested_at"], "dropped": [reads[i].file.relative for i in dropped]})
+            self.wh.execute(f"delete from ingest_exact where {_FILE_IDX} in (select unnest(?))", [dropped])
 
-
-def _stage(wh: DuckDBWarehouse, sql: str, params: dict, batches: list[pa.RecordBatch]) -> None:
-    if not batches:
-        return
-    wh.con.register("ingest_batch", pa.Table.from_batches(batches))
-    try:
-        # Clear text is kept only for rejected lines (their replay payload, with their exact bytes);
-        # accepted rows carry their normalized columns, which keeps the staging small.
-        wh.con.execute(f"create or replace temp table ingest_validated as {sql}", params)
-        wh.con.execute(f"insert into {STAGED} select * replace (case when ok then null else raw_text end as raw_text) "
-                       "from ingest_validated")
-        wh.con.execute(f"insert into {REJECTED_BYTES} select b.line_no, {STRIP_LINE_END_SQL} from ingest_batch b "
-                       "semi join (select line_no from ingest_validated where not ok) v on v.line_no = b.line_no")
-    finally:
-        wh.con.unregister("ingest_batch")
-
-
-def _mark_same_content(wh: DuckDBWarehouse, reads: list[_Read], shas: list[str]) -> None:
-    """A file whose content was ingested before (in the ledger, or earlier in this group) adds nothing."""
-    known = {r[0] for r in wh.fetchall(f"select sha256 from {wh.table_name('core', 'ingest_ledger')} "
-                                       f"where sha256 in (select unnest(?))", [shas])}
-    dropped = []
-    for idx, (read, sha) in enumerate(zip(reads, shas)):
-        read.sha = sha
-        if sha in known:
-            read.same_content = True
-            dropped.append(idx)
-        known.add(sha)
-    if dropped:
-        for table in (STAGED, REJECTED_BYTES):
-            wh.execute(f"delete from {table} where (line_no >> {LINE_BITS}) in (select unnest(?))", [dropped])
-
-
-def _commit_staged(wh: DuckDBWarehouse, plan: TrackingPlan, reads: list[_Read],
-                   now: datetime) -> dict[int, tuple[int, int, int]]:
-    """Insert the staged rows; returns (accepted, duplicate, quarantined) per file index."""
-    t = wh.table_name
-    files = pa.table({"file_idx": pa.array(range(len(reads)), pa.int64()),
-                      "source_file": [r.file.relative for r in reads], "sha256": [r.sha for r in reads]})
-    wh.con.register("ingest_files", files)
-    try:
-        wh.execute(f"""
-            create or replace temp table ingest_accept as
-            select s.line_no >> {LINE_BITS} file_idx, s.line_no & {(1 << LINE_BITS) - 1} line, s.*
-            from {STAGED} s
-            where s.ok and not exists (select 1 from {t('core', 'events')} e where e.event_id = s.event_id)
-            qualify row_number() over (partition by s.event_id order by s.line_no) = 1""")
-        wh.execute(f"""
-            insert into {t('core', 'events')} ({', '.join(EVENTS.column_names)})
-            select a.event_id, a.event_type, a.schema_version, a.original_schema_version, a.occurred_at,
-                   a.occurred_at_offset_minutes, $now, a.source, a.producer_id, a.lead_id, a.lead_id, a.user_id,
-                   a.attributes, a.context, a.event_date, f.source_file, a.line, $plan_version
-            from ingest_accept a join ingest_files f using (file_idx)
-            order by a.event_date, a.line_no""", {"now": now, "plan_version": plan.version})
-        where_bad = f"from {STAGED} s join ingest_files f on f.file_idx = s.line_no >> {LINE_BITS} where not s.ok"
-        line = f"s.line_no & {(1 << LINE_BITS) - 1}"
+    def _insert_exact(self, diverted: pa.Table, params: dict) -> dict[int, tuple[int, int]]:
+        """The exact path's accepted events and rejected lines; (accepted, quarantined) per file."""
+        t = self.wh.table_name
+        wh = self.wh
+        wh.execute(f"insert into {t('core', 'events')} ({', '.join(EVENTS.column_names)}) "
+                   f"select {_EVENT_SELECT} from ingest_exact where ok order by line_no", _only(params, _EVENT_PARAMS))
         wh.execute(f"""
             insert into {t('core', 'quarantine')} ({', '.join(QUARANTINE.column_names)})
-            select f.source_file, {line}, s.redacted_raw, s.reasons,
-                   list_transform(s.reasons, lambda r: split_part(r, ':', 1)), $now, $plan_version, f.sha256
-            {where_bad} order by s.line_no""", {"now": now, "plan_version": plan.version})
-        wh.execute(f"""
-            insert into {t('pii', 'quarantine_payloads')} ({', '.join(PII_QUARANTINE_PAYLOADS.column_names)})
-            select f.source_file, r.line_no & {(1 << LINE_BITS) - 1}, f.sha256, r.raw
-            from {REJECTED_BYTES} r join ingest_files f on f.file_idx = r.line_no >> {LINE_BITS}
-            order by r.line_no""")
-        wh.execute(f"""
-            insert into {t('pii', 'vault')} ({', '.join(PII_VAULT.column_names)})
-            select p.hash, min(p.field), min(p.value), $now
-            from (select unnest(pii_values) p from {STAGED}) v
-            where not exists (select 1 from {t('pii', 'vault')} x where x.pii_hash = v.p.hash)
-            group by p.hash""", {"now": now})
-        rows = wh.fetchall(f"""
-            with staged as (select line_no >> {LINE_BITS} file_idx, count(*) filter (where ok) ok_rows,
-                                   count(*) filter (where not ok) bad_rows from {STAGED} group by all),
-                 accepted as (select file_idx, count(*) accepted from ingest_accept group by all)
-            select file_idx, ok_rows, bad_rows, coalesce(accepted, 0) from staged left join accepted using (file_idx)""")
-    finally:
-        wh.con.unregister("ingest_files")
-    wh.execute("drop table ingest_accept")
-    return {idx: (accepted, ok_rows - accepted, bad) for idx, ok_rows, bad, accepted in rows}
+            select {_FILE}, {_LINE}, redacted_raw, reasons, list_transform(reasons, lambda r: split_part(r, ':', 1)),
+                   $ingested_at, $plan_version, $shas[{_FILE_IDX} + 1]
+            from ingest_exact where not ok order by line_no""", params)
+        wh.con.register("ingest_diverted", diverted)
+        try:
+            wh.execute(f"""
+                insert into {t('pii', 'quarantine_payloads')} ({', '.join(PII_QUARANTINE_PAYLOADS.column_names)})
+                select {_FILE}, {_LINE}, $shas[{_FILE_IDX} + 1], {STRIP_LINE_END_SQL}
+                from ingest_diverted semi join (select line_no from ingest_exact where not ok) using (line_no)
+                order by line_no""", _only(params, ("files", "shas")))
+        finally:
+            wh.con.unregister("ingest_diverted")
+        rows = wh.fetchall(f"select {_FILE_IDX}, count(*) filter (where ok), count(*) filter (where not ok) "
+                           "from ingest_exact group by all")
+        return {int(idx): (ok, bad) for idx, ok, bad in rows}
+
+    def _delete_duplicates(self, params: dict) -> dict[str, int]:
+        """Deletes the group's events whose event_id was accepted before, or earlier in the group
+        (file order, then line order); returns how many per file."""
+        t = self.wh.table_name
+        events = t("core", "events")
+        p = _only(params, ("ingested_at", "files"))
+        self.wh.execute(f"""
+            create or replace temp table ingest_duplicates as
+            with new as (select rowid rid, event_id, source_file, list_position($files, source_file) file_idx, source_line
+                         from {events} where ingested_at = $ingested_at),
+                 repeated as (select event_id from new group by event_id having count(*) > 1),
+                 known as (select distinct o.event_id from {events} o
+                           where o.ingested_at <> $ingested_at and o.event_id in (select event_id from new))
+            select rid, source_file from new where event_id in (select event_id from known)
+            union all
+            select rid, source_file from (
+                select rid, source_file, event_id,
+                       row_number() over (partition by event_id order by file_idx, source_line) rn
+                from new where event_id in (select event_id from repeated)
+                           and event_id not in (select event_id from known))
+            where rn > 1""", p)
+        self.wh.execute(f"delete from {events} where rowid in (select rid from ingest_duplicates)")
+        counts = dict(self.wh.fetchall("select source_file, count(*) from ingest_duplicates group by all"))
+        self.wh.execute("drop table ingest_duplicates")
+        return counts
+
+    def _insert_vault(self, params: dict) -> None:
+        """Every PII value the group's events and quarantined lines hold, once per hash."""
+        t = self.wh.table_name
+        con = self.wh.con
+        con.register("ingest_vault_pairs", self.fast.hasher.drain())
+        try:
+            con.execute(f"""
+                insert into {t('pii', 'vault')} ({', '.join(PII_VAULT.column_names)})
+                select hash, min(field), min(value), $ingested_at
+                from (select field, value, hash from ingest_vault_pairs
+                      union all
+                      select p.field, p.value, p.hash from (select unnest(pii_values) p from ingest_exact)) v
+                where not exists (select 1 from {t('pii', 'vault')} x where x.pii_hash = v.hash)
+                group by hash""", {"ingested_at": params["ingested_at"]})
+        finally:
+            con.unregister("ingest_vault_pairs")
+
+    def _write_ledger(self, reads: list[_Read], outcomes: list[FileOutcome]) -> None:
+        t = self.wh.table_name
+        finished = utc_now()
+        ledger = [[o.source_file, o.sha256, o.records_read, o.events_accepted, o.events_duplicate, o.records_quarantined,
+                   o.status, o.error, r.lines, r.file.size, self.plan.version, self.started, finished]
+                  for r, o in zip(reads, outcomes) if not r.same_content]
+        if ledger:
+            self.wh.con.executemany(f"insert into {t('core', 'ingest_ledger')} ({', '.join(INGEST_LEDGER.column_names)}) "
+                                    "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", ledger)
+        self.wh.con.executemany(f"insert into {t('core', 'landed_files')} ({', '.join(LANDED_FILES.column_names)}) "
+                                "values (?, ?, ?, ?, ?, ?)",
+                                [[r.file.relative, r.file.size, r.file.mtime_ns, r.sha,
+                                  "duplicate_content" if r.same_content else "ingested", self.started] for r in reads])
 
 
-def _write_ledger(wh: DuckDBWarehouse, plan: TrackingPlan, reads: list[_Read], outcomes: list[FileOutcome],
-                  now: datetime) -> None:
-    t = wh.table_name
-    finished = utc_now()
-    ledger = [[o.source_file, o.sha256, o.records_read, o.events_accepted, o.events_duplicate, o.records_quarantined,
-               o.status, o.error, r.lines, r.file.size, plan.version, now, finished]
-              for r, o in zip(reads, outcomes) if not r.same_content]
-    if ledger:
-        wh.con.executemany(f"insert into {t('core', 'ingest_ledger')} ({', '.join(INGEST_LEDGER.column_names)}) "
-                           "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", ledger)
-    wh.con.executemany(f"insert into {t('core', 'landed_files')} ({', '.join(LANDED_FILES.column_names)}) "
-                       "values (?, ?, ?, ?, ?, ?)",
-                       [[r.file.relative, r.file.size, r.file.mtime_ns, r.sha,
-                         "duplicate_content" if r.same_content else "ingested", now] for r in reads])
+def _only(params: dict, names: tuple[str, ...]) -> dict:
+    """DuckDB wants exactly the parameters a statement names."""
+    return {k: params[k] for k in names}
+
+
+def _stream(reads: list[_Read]) -> Iterator[pa.RecordBatch]:
+    """Every line of the group's files, file after file; each read records its counts as it ends."""
+    for idx, read in enumerate(reads):
+        reader = LineReader(read.file.path, key_base=idx << LINE_BITS)
+        yield from reader
+        read.lines, read.records, read.error = reader.lines, reader.records, reader.error
+
+
+def _outcomes(reads: list[_Read], diverted: pa.Table, exact: dict[int, tuple[int, int]],
+              duplicates: dict[str, int]) -> list[FileOutcome]:
+    """What happened to each file: the fast path accepted every record it did not divert."""
+    diverted_per_file = np.bincount(diverted.column("line_no").to_numpy() >> LINE_BITS, minlength=len(reads)) \
+        if diverted.num_rows else np.zeros(len(reads), dtype=np.int64)
+    out = []
+    for idx, read in enumerate(reads):
+        if read.same_content:
+            out.append(FileOutcome(read.file.relative, read.sha, 0, 0, 0, 0, "duplicate_content"))
+            continue
+        exact_ok, quarantined = exact.get(idx, (0, 0))
+        ok = read.records - int(diverted_per_file[idx]) + exact_ok
+        dup = duplicates.get(read.file.relative, 0)
+        out.append(FileOutcome(read.file.relative, read.sha, ok + quarantined, ok - dup, dup, quarantined,
+                               "partial" if read.error else "complete", read.error))
+    return out

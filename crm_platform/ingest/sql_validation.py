@@ -86,7 +86,7 @@ import hmac
 import json
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from crm_platform.plan.formats import (
     EMAIL_BODY,
@@ -412,14 +412,16 @@ def _versions(plan: TrackingPlan) -> list[_Version]:
     return out
 
 
-def _upgrade(ver: _Version) -> tuple[dict[str, str | None], list[str]]:
+def _upgrade(ver: _Version, col: Callable[[str], str] | None = None) -> tuple[dict[str, str | None], list[str]]:
     """The migrations to the current version as symbolic values: key -> SQL of its JSON text after
-    the upgrade (NULL: absent), for every key a migration touches; and those keys in order."""
+    the upgrade (NULL: absent), for every key a migration touches; and those keys in order. `col`
+    names the column holding a key's JSON text in the line (default: `ver.pv`)."""
     state: dict[str, str | None] = {}
     touched: list[str] = []
+    col = col or ver.pv
 
     def cur(key: str) -> str:
-        return state[key] if key in state else ver.pv(key)
+        return state[key] if key in state else col(key)
 
     for later in ver.et.versions_after(ver.ev.version):
         for m in later.migrations:
@@ -436,6 +438,59 @@ def _upgrade(ver: _Version) -> tuple[dict[str, str | None], list[str]]:
             elif m.op == "drop":
                 state[m.property] = "NULL"
     return state, touched
+
+
+def _upgraded_attrs(ver: _Version) -> str | None:
+    """`attrs_json` of an ok line of `ver` upgraded to the current version, from the line's value
+    columns (`ver.pv`); None when there is nothing to do."""
+    if ver.ev.version == ver.et.current.version:
+        return None
+    state, touched = _upgrade(ver)
+    changed = [k for k in touched if state.get(k, ver.pv(k)) != ver.pv(k)]
+    if not changed:
+        return None
+    # Common case: no touched key is in the line, so at most defaults are appended.
+    absent = " AND ".join(f"{ver.pv(k)} IS NULL" for k in touched)
+    appended = []
+    for k in changed:
+        final = state[k]
+        for other in touched:
+            final = re.sub(rf"\b{ver.pv(other)}\b", "NULL", final)
+        if final != "NULL":
+            appended.append(f"coalesce({_lit(',' + _json_text(k) + ':')} || ({final}), '')")
+    if appended:
+        tail = " || ".join(appended)
+        fast = (f"(CASE WHEN attrs_json = '{{}}' THEN '{{' || ltrim({tail}, ',') || '}}' "
+                f"ELSE substring(attrs_json, 1, length(attrs_json) - 1) || {tail} || '}}' END)")
+    else:
+        fast = "attrs_json"
+    ops = ", ".join(f"{{'p': {_lit(_path(k))}, 'v': {state[k]}, 'i': {ver.pv(k)}}}" for k in changed)
+    general = (f"list_reduce(list_filter([{ops}], lambda _o: _o.v IS DISTINCT FROM _o.i), "
+               f"lambda _a, _o: CASE WHEN _o.v IS NULL THEN json_remove(_a, _o.p) "
+               f"ELSE json_set(_a, _o.p, CAST(_o.v AS JSON)) END, attrs_json)")
+    same = " AND ".join(f"({state[k]}) IS NOT DISTINCT FROM {ver.pv(k)}" for k in changed)
+    return f"(CASE WHEN {same} THEN attrs_json WHEN {absent} THEN {fast} ELSE {general} END)"
+
+
+def _attr_pii_value(ver: _Version, key: str) -> str:
+    """The JSON text of current-version PII property `key` of a line of `ver`, after the upgrade."""
+    if ver.ev.version == ver.et.current.version:
+        return ver.pv(key)
+    state, _ = _upgrade(ver)
+    return state.get(key, ver.pv(key))
+
+
+def _by_vid(exprs: dict[int, str], default: str = "NULL") -> str:
+    """CASE on the version id `vid`; versions with the same expression share a branch (smaller SQL,
+    which DuckDB plans faster)."""
+    if not exprs:
+        return default
+    groups: dict[str, list[int]] = {}
+    for vid, e in exprs.items():
+        groups.setdefault(e, []).append(vid)
+    whens = " ".join(f"WHEN vid = {vids[0]} THEN {e}" if len(vids) == 1 else
+                     f"WHEN vid IN ({', '.join(map(str, vids))}) THEN {e}" for e, vids in groups.items())
+    return f"(CASE {whens} ELSE {default} END)"
 
 
 def _dedupe(keys: str, values: str) -> str:
@@ -522,17 +577,9 @@ class _Compiler:
         """JSON text of attribute `key` of a line of version `ver`."""
         return ver.pv(key)
 
-    def by_vid(self, exprs: dict[int, str], default: str = "NULL") -> str:
-        """CASE on the version id; versions with the same expression share a branch (smaller SQL,
-        which DuckDB plans faster)."""
-        if not exprs:
-            return default
-        groups: dict[str, list[int]] = {}
-        for vid, e in exprs.items():
-            groups.setdefault(e, []).append(vid)
-        whens = " ".join(f"WHEN vid = {vids[0]} THEN {e}" if len(vids) == 1 else
-                         f"WHEN vid IN ({', '.join(map(str, vids))}) THEN {e}" for e, vids in groups.items())
-        return f"(CASE {whens} ELSE {default} END)"
+    @staticmethod
+    def by_vid(exprs: dict[int, str], default: str = "NULL") -> str:
+        return _by_vid(exprs, default)
 
     # -- the statement -------------------------------------------------------------------------
 
@@ -828,42 +875,6 @@ FROM (SELECT *, vid IS NOT NULL AND n_failed = 0 AS ok,
 
     # -- normalized event ------------------------------------------------------------------------
 
-    def upgraded(self, ver: _Version) -> str | None:
-        """attrs_json of an ok line of `ver` upgraded to the current version (None: nothing to do)."""
-        if ver.ev.version == ver.et.current.version:
-            return None
-        state, touched = _upgrade(ver)
-        changed = [k for k in touched if state.get(k, ver.pv(k)) != ver.pv(k)]
-        if not changed:
-            return None
-        # Common case: no touched key is in the line, so at most defaults are appended.
-        absent = " AND ".join(f"{ver.pv(k)} IS NULL" for k in touched)
-        appended = []
-        for k in changed:
-            final = state[k]
-            for other in touched:
-                final = re.sub(rf"\b{ver.pv(other)}\b", "NULL", final)
-            if final != "NULL":
-                appended.append(f"coalesce({_lit(',' + _json_text(k) + ':')} || ({final}), '')")
-        if appended:
-            tail = " || ".join(appended)
-            fast = (f"(CASE WHEN attrs_json = '{{}}' THEN '{{' || ltrim({tail}, ',') || '}}' "
-                    f"ELSE substring(attrs_json, 1, length(attrs_json) - 1) || {tail} || '}}' END)")
-        else:
-            fast = "attrs_json"
-        ops = ", ".join(f"{{'p': {_lit(_path(k))}, 'v': {state[k]}, 'i': {ver.pv(k)}}}" for k in changed)
-        general = (f"list_reduce(list_filter([{ops}], lambda _o: _o.v IS DISTINCT FROM _o.i), "
-                   f"lambda _a, _o: CASE WHEN _o.v IS NULL THEN json_remove(_a, _o.p) "
-                   f"ELSE json_set(_a, _o.p, CAST(_o.v AS JSON)) END, attrs_json)")
-        same = " AND ".join(f"({state[k]}) IS NOT DISTINCT FROM {ver.pv(k)}" for k in changed)
-        return f"(CASE WHEN {same} THEN attrs_json WHEN {absent} THEN {fast} ELSE {general} END)"
-
-    def attr_pii_value(self, ver: _Version, key: str) -> str:
-        if ver.ev.version == ver.et.current.version:
-            return ver.pv(key)
-        state, _ = _upgrade(ver)
-        return state.get(key, ver.pv(key))
-
     def normalized(self) -> str:
         """The event columns of ok lines; what redaction needs for the others."""
         def s(name: str) -> str:
@@ -881,7 +892,7 @@ FROM (SELECT *, vid IS NOT NULL AND n_failed = 0 AS ok,
         # The local date-time (the fraction truncated to microseconds); the offset comes off below.
         cols.append(f"CASE WHEN ok THEN CAST(substring({occ}, 2, strlen({occ}) - CASE WHEN ends_with({occ}, 'Z\"') "
                     f"THEN 3 ELSE 8 END) AS TIMESTAMP) END AS occurred_local")
-        upgraded = {v.vid: u for v in self.versions if (u := self.upgraded(v)) is not None}
+        upgraded = {v.vid: u for v in self.versions if (u := _upgraded_attrs(v)) is not None}
         cols.append(f"CASE WHEN ok THEN {self.by_vid(upgraded, 'attrs_json')} END AS attributes_up")
         cols.append("CASE WHEN ok THEN ctx_json END AS context_up")
         # PII: the context's fields, then the version's attribute fields (field names in ak*).
@@ -893,7 +904,7 @@ FROM (SELECT *, vid IS NOT NULL AND n_failed = 0 AS ok,
             for v in self.versions:
                 if i < len(self.attr_pii[v.vid]):
                     key = self.attr_pii[v.vid][i]
-                    fields[v.vid], texts[v.vid] = _lit(key), self.attr_pii_value(v, key)
+                    fields[v.vid], texts[v.vid] = _lit(key), _attr_pii_value(v, key)
             cols.append(f"CASE WHEN ok AND vid IN ({', '.join(map(str, pii_vids))}) THEN {self.by_vid(fields)} END AS ak{i}")
             text = self.by_vid(texts)
             cols.append(f"CASE WHEN ok AND vid IN ({', '.join(map(str, pii_vids))}) AND {_is_string(text)} THEN {text} END AS at{i}")

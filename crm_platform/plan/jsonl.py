@@ -9,6 +9,8 @@ is dropped. Blank lines are not records.
 built zero-copy, for the engine to parse (ingestion); `iter_lines` yields one line at a time (plan
 check). Both read the same way.
 
+A plain file is memory-mapped a window at a time: a batch's values are slices of the file's pages
+(no copy, nothing zeroed), and a window is unmapped once the batches that use it are released.
 Gzip is decompressed with zlib directly rather than `gzip.open`, so that when a file is truncated
 every complete line before the break is still delivered; the break is then reported (`LineReader.error`,
 or `TruncatedFile` from `iter_lines`). The partial line at the break is not a record: nothing after
@@ -16,6 +18,7 @@ the break is invented. Concatenated gzip members (what `cat a.gz b.gz` makes) ar
 """
 from __future__ import annotations
 
+import mmap
 import zlib
 from pathlib import Path
 from typing import BinaryIO, Iterator
@@ -106,43 +109,66 @@ class LineReader:
     """Iterate a JSONL file as Arrow batches of (line_no, raw), raw still ending with its line end
     (see `_split`). After iteration, `lines` is the number of physical lines read, `records` the
     non-blank ones delivered, and `error` says why the file ended early (a broken gzip stream) or
-    is None.
+    is None. `key_base` is added to every line number (a caller reading several files into one
+    stream keeps them apart with it).
 
-    Each batch owns its bytes (a fresh buffer per batch), so batches stay valid after the next one
-    is read; each byte of the file is copied once, into that buffer."""
+    Batches stay valid after the next one is read: each owns its bytes (a mapped window of the file,
+    or for gzip a fresh buffer holding each decompressed byte once)."""
 
-    def __init__(self, path: Path | str, batch_bytes: int = BATCH_BYTES):
+    def __init__(self, path: Path | str, batch_bytes: int = BATCH_BYTES, key_base: int = 0):
         self.path = Path(path)
         self.batch_bytes = batch_bytes
+        self.key_base = key_base
         self.lines = 0
         self.records = 0
         self.last_record_line = 0
         self.error: str | None = None
 
     def _emit(self, data: memoryview) -> pa.RecordBatch:
-        batch, lines = _split(data, self.lines + 1, strip_bom=self.lines == 0)
+        batch, lines = _split(data, self.key_base + self.lines + 1, strip_bom=self.lines == 0)
         self.lines += lines
         self.records += batch.num_rows
         if batch.num_rows:
-            self.last_record_line = batch.column(0)[-1].as_py()
+            self.last_record_line = batch.column(0)[-1].as_py() - self.key_base
         return batch
 
     def __iter__(self) -> Iterator[pa.RecordBatch]:
+        if self.path.suffix == ".gz":
+            yield from self._gzip_batches()
+        else:
+            yield from self._mapped_batches()
+
+    def _mapped_batches(self) -> Iterator[pa.RecordBatch]:
         with self.path.open("rb") as f:
-            blocks = _gzip_chunks(f) if self.path.suffix == ".gz" else None
+            size = f.seek(0, 2)
+            pos = 0
+            while pos < size:
+                base = pos - pos % mmap.ALLOCATIONGRANULARITY
+                length = min(size - base, pos - base + self.batch_bytes)
+                while True:
+                    window = mmap.mmap(f.fileno(), length, offset=base, access=mmap.ACCESS_READ)
+                    cut = window.rfind(b"\n", pos - base) + 1
+                    if cut or base + length == size:
+                        break
+                    length = min(size - base, length * 2)  # a line longer than the window
+                if cut:
+                    yield self._emit(memoryview(window)[pos - base:cut])
+                    pos = base + cut
+                else:  # a last line without a final newline is complete
+                    yield self._emit(memoryview(window[pos - base:] + b"\n"))
+                    pos = size
+
+    def _gzip_batches(self) -> Iterator[pa.RecordBatch]:
+        with self.path.open("rb") as f:
+            blocks = _gzip_chunks(f)
             carry = b""  # the incomplete last line of the previous block
             while True:
+                buf = bytearray(carry)
                 try:
-                    if blocks is None:  # read straight into the batch's buffer, after the carry
-                        buf = bytearray(len(carry) + max(self.batch_bytes - len(carry), _READ))
-                        buf[:len(carry)] = carry
-                        del buf[len(carry) + f.readinto(memoryview(buf)[len(carry):]):]
-                    else:
-                        buf = bytearray(carry)
-                        for piece in blocks:
-                            buf += piece
-                            if len(buf) >= self.batch_bytes:
-                                break
+                    for piece in blocks:
+                        buf += piece
+                        if len(buf) >= self.batch_bytes:
+                            break
                 except _Break as brk:
                     # The partial line at the break is not a record: only complete lines are delivered.
                     self.error = brk.detail

@@ -23,13 +23,18 @@ class TableDef:
     order_by: tuple[str, ...] = ()
     partition_by: str | None = None
     description: str = ""
+    # Columns to compress with zstd: long, high-cardinality text (JSON, ids), where it both writes
+    # faster and stores smaller than DuckDB's default dictionary/FSST (measured on core.events:
+    # 2M rows append in 0.9 s instead of 1.3 s, 166 MB instead of 181 MB).
+    zstd: tuple[str, ...] = ()
 
     @property
     def column_names(self) -> tuple[str, ...]:
         return tuple(c for c, _ in self.columns)
 
     def duckdb_ddl(self) -> str:
-        cols = ", ".join(f'"{c}" {DUCKDB_TYPES[t]}' for c, t in self.columns)
+        cols = ", ".join(f'"{c}" {DUCKDB_TYPES[t]}' + (" USING COMPRESSION zstd" if c in self.zstd else "")
+                         for c, t in self.columns)
         return f'create table if not exists "{self.schema}"."{self.name}" ({cols})'
 
 
@@ -40,6 +45,7 @@ EVENTS = TableDef("core", "events", (
     ("canonical_lead_id", "string"), ("user_id", "string"), ("attributes", "json"), ("context", "json"),
     ("event_date", "date"), ("source_file", "string"), ("source_line", "bigint"), ("plan_version", "string"),
 ), order_by=("event_date", "event_type", "lead_id", "occurred_at"), partition_by="event_date",
+    zstd=("event_id", "attributes", "context"),
     description="One row per accepted event (unique event_id); PII replaced by keyed hashes.")
 
 QUARANTINE = TableDef("core", "quarantine", (

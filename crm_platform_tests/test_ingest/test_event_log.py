@@ -94,11 +94,11 @@ _KILLED_INGEST = """
 import os, signal, sys, threading
 from crm_platform.ingest import event_files
 from crm_platform_tests.test_ingest.helpers import ingest
-real = event_files._commit_staged
+real = event_files.GroupIngest._insert_vault
 def crash(*a, **k):
     real(*a, **k)            # the file's rows are written inside the transaction...
     os.kill(os.getpid(), signal.SIGKILL)   # ...and the process dies before it commits
-event_files._commit_staged = crash
+event_files.GroupIngest._insert_vault = crash
 ingest(__import__("pathlib").Path(sys.argv[1]))
 """
 
