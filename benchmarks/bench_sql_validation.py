@@ -1,16 +1,17 @@
-"""Throughput of the ingest's validation in the engine (crm_platform/ingest/sql_validation.py), against
-DuckDB's own read_json of the same file in the same run.
+"""Throughput of the ingest's two validation paths inside the engine, against DuckDB's own read_json of
+the same file in the same run.
 
-    python benchmarks/bench_sql_validation.py [--file PATH] [--events N] [--seed S] [--batch-mb MB ...]
+    python benchmarks/bench_sql_validation.py [--file PATH] [--events N] [--seed S]
 
 Without --file, writes N events (default 1M) the way benchmarks/bench_plan_validation.py does (every
 event type, old schema versions, touch objects, about 1% invalid). Then times, in this order:
   1. DuckDB read_json of the file into a table (the yardstick, as the perf check measures it),
   2. reading the lines into Arrow batches (plan.jsonl.LineReader, as the ingest does),
-  3. the validation SELECT into a temp table, over all lines in one statement,
-  4. the same per batch of each --batch-mb size (one statement per batch, as the ingest stages),
-and prints events/s, the ratio of each rate to read_json's, the planning time of one statement, and
-the verdicts. Each timing is the best of --repeat runs.
+  3. the fast path (ingest/fast_validation.py) over every line: the events of the lines it takes,
+     the others diverted,
+  4. the exact path (ingest/sql_validation.py) over the diverted lines, as the ingest runs it, and
+     over every line, for comparison,
+and prints events/s, the ratio of each rate to read_json's, and the verdicts. Best of --repeat runs.
 """
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from crm_platform.ingest.fast_validation import FastPath
 from crm_platform.ingest.sql_validation import compile_ingest_sql
 from crm_platform.plan.jsonl import STRIP_LINE_END_SQL, LineReader
 from crm_platform.plan.loader import load_plan
@@ -58,7 +60,6 @@ def main() -> int:
     ap.add_argument("--file", type=Path, help="an existing JSONL file (default: generate one)")
     ap.add_argument("--events", type=int, default=1_000_000)
     ap.add_argument("--seed", type=int, default=7)
-    ap.add_argument("--batch-mb", type=int, nargs="*", default=[32, 256], help="statement sizes to try, in MB of input")
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--threads", type=int, default=0, help="DuckDB threads (default: DuckDB's own)")
     args = ap.parse_args()
@@ -92,37 +93,41 @@ def main() -> int:
         n = lines.num_rows
         print(f"read lines (Arrow)    {t_lines:7.2f} s  {n / t_lines:>10,.0f} lines/s  ({n:,} lines; peak RSS {peak_rss_mb():,.0f} MB)")
 
-        relation = f"(select line_no, {STRIP_LINE_END_SQL} as raw from bench_lines)"
-        sql, params = compile_ingest_sql(plan, relation, KEY)
         con.register("bench_lines", lines)
-        t_plan = best_of(3, lambda: con.execute(f"explain {sql}", params).fetchall())
-        print(f"planning one statement {t_plan:6.3f} s  ({len(sql):,} characters of SQL)")
+        fast = FastPath(plan, KEY)
+        fast.attach(con)
+        fast_sql = fast.sql("bench_lines")
 
-        t_sql = best_of(args.repeat, lambda: con.execute(f"create or replace temp table validated as {sql}", params))
-        print(f"validation, 1 statement {t_sql:5.2f} s  {n / t_sql:>10,.0f} events/s  = {t_read_json / t_sql:.2f} x read_json's rate"
-              f"  (peak RSS {peak_rss_mb():,.0f} MB)")
+        def run_fast() -> None:
+            fast.diverted.take()
+            fast.hasher.forget()
+            con.execute(f"create or replace temp table fast as {fast_sql}")
+
+        t_fast = best_of(args.repeat, run_fast)
+        diverted = fast.diverted.take()
+        n_fast = con.execute("select count(*) from fast").fetchall()[0][0]
+        print(f"fast path, all lines  {t_fast:7.2f} s  {n / t_fast:>10,.0f} lines/s  = {t_read_json / t_fast:.2f} x read_json's rate"
+              f"  ({n_fast:,} events, {diverted.num_rows:,} lines diverted; peak RSS {peak_rss_mb():,.0f} MB)")
+
+        def exact(relation: str) -> tuple[str, dict]:
+            return compile_ingest_sql(plan, f"(select line_no, {STRIP_LINE_END_SQL} as raw from {relation})", KEY)
+
+        con.register("bench_diverted", diverted)
+        sql, params = exact("bench_diverted")
+        t_div = best_of(args.repeat, lambda: con.execute(f"create or replace temp table validated as {sql}", params))
+        print(f"exact path, diverted  {t_div:7.2f} s  {diverted.num_rows / t_div:>10,.0f} lines/s")
         verdicts = dict(con.execute("select ok, count(*) from validated group by ok").fetchall())
         codes = Counter(dict(con.execute(
             "select split_part(r, ':', 1), count(*) from (select unnest(reasons) r from validated) group by 1").fetchall()))
-        print(f"  accepted {verdicts.get(True, 0):,}, rejected {verdicts.get(False, 0):,}: "
-              + ", ".join(f"{c} {k}" for k, c in codes.most_common()))
-        con.unregister("bench_lines")
-        con.execute("drop table validated")
+        print(f"  accepted {n_fast + verdicts.get(True, 0):,} ({verdicts.get(True, 0):,} of them on the exact path), "
+              f"rejected {verdicts.get(False, 0):,}: " + ", ".join(f"{c} {k}" for k, c in codes.most_common()))
+        both = t_fast + t_div
+        print(f"both paths            {both:7.2f} s  {n / both:>10,.0f} lines/s  = {t_read_json / both:.2f} x read_json's rate")
 
-        for mb in args.batch_mb:
-            per_batch = [b for b in LineReader(path, batch_bytes=mb << 20)]
-
-            def staged(per_batch: list[pa.RecordBatch] = per_batch) -> None:
-                for i, batch in enumerate(per_batch):
-                    con.register("bench_lines", batch)
-                    verb = "create or replace temp table validated as" if i == 0 else "insert into validated"
-                    con.execute(f"{verb} {sql}", params)
-                    con.unregister("bench_lines")
-
-            t_batched = best_of(args.repeat, staged)
-            print(f"validation, {len(per_batch)} statements of {mb} MB {t_batched:5.2f} s  {n / t_batched:>10,.0f} events/s"
-                  f"  = {t_read_json / t_batched:.2f} x read_json's rate")
-            con.execute("drop table validated")
+        sql, params = exact("bench_lines")
+        t_all = best_of(args.repeat, lambda: con.execute(f"create or replace temp table validated as {sql}", params))
+        print(f"exact path, all lines {t_all:7.2f} s  {n / t_all:>10,.0f} lines/s  = {t_read_json / t_all:.2f} x read_json's rate"
+              f"  ({len(sql):,} characters of SQL)")
     return 0
 
 

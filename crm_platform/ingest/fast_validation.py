@@ -25,9 +25,9 @@ unplanned properties, invalid records) takes the exact path. The cost is three p
 attributes and context objects.
 
 PII: the values of the current version's `pii: true` properties and of the `pii: true` context
-fields go, one list per line, to the function `crm_pii_hashes` (`pii_hashing.PiiHasher`), which
-returns their keyed hashes, computing each distinct value once, and records the clear values for
-pii.vault. The hashes replace the values in the attributes and context text, as in the exact path.
+fields (the `pii_slots`) go to the functions `crm_pii_hash_<slot>` (`pii_hashing.PiiHasher`), which
+return their keyed hashes, computing each distinct value once, and record the clear values for
+pii.vault. The hashes take the values' place in the attributes and context texts.
 """
 from __future__ import annotations
 
@@ -54,7 +54,7 @@ from crm_platform.plan.model import TrackingPlan
 from crm_platform.plan.rules import envelope_rules, property_rule
 
 DIVERT_FUNCTION = "crm_divert"
-HASH_FUNCTION = "crm_pii_hashes"
+HASH_FUNCTION = "crm_pii_hash"  # crm_pii_hash_<i> hashes the values of PII slot i
 
 # The columns of the SELECT, in order.
 FAST_COLUMNS: tuple[str, ...] = (
@@ -66,7 +66,7 @@ FAST_COLUMNS: tuple[str, ...] = (
 
 def pii_slots(plan: TrackingPlan) -> tuple[str, ...]:
     """The fields whose values the fast path hashes, in the order of the list it passes to
-    `crm_pii_hashes`: `context.<field>`, then `attributes.<property>` of every type's current version."""
+    `crm_pii_hash_<i>`: `context.<field>`, then `attributes.<property>` of every type's current version."""
     ctx = [f"context.{k}" for k, spec in plan.context.items() if spec.pii]
     attrs = [f"attributes.{k}" for et in sorted(plan.event_types.values(), key=lambda e: e.event_type)
              for k, spec in et.current.properties.items() if spec.pii]
@@ -75,7 +75,7 @@ def pii_slots(plan: TrackingPlan) -> tuple[str, ...]:
 
 def compile_fast_sql(plan: TrackingPlan, lines_relation: str) -> str:
     """The fast path's SELECT over `lines_relation` (see the module docstring). It calls the
-    functions `crm_divert` and `crm_pii_hashes`, which the caller registers on the connection."""
+    functions `crm_divert` and `crm_pii_hash_<i>`, which `FastPath.attach` registers."""
     return _FastCompiler(plan).sql(lines_relation)
 
 
@@ -220,11 +220,9 @@ WHERE CASE WHEN fast THEN true ELSE {DIVERT_FUNCTION}(line_no, raw) END"""
         return f"SELECT line_no, raw, ok, vid, k, {keep}, {', '.join(cols)} FROM _fv_checked"
 
     def hashed(self) -> str:
-        if not self.slots:
-            return "SELECT *, NULL AS h FROM _fv_norm"
-        present = " OR ".join(f"st{i} IS NOT NULL" for i in range(len(self.slots)))
-        values = ", ".join(_unquote(f"st{i}") for i in range(len(self.slots)))
-        return f"SELECT *, CASE WHEN {present} THEN {HASH_FUNCTION}([{values}]) END AS h FROM _fv_norm"
+        cols = "".join(f", CASE WHEN st{i} IS NOT NULL THEN {HASH_FUNCTION}_{i}({_unquote(f'st{i}')}) END AS h{i}"
+                       for i in range(len(self.slots)))
+        return f"SELECT *{cols} FROM _fv_norm"
 
     def rebuilt(self) -> str:
         """The attributes and context texts, compact, PII replaced by its hash."""
@@ -235,7 +233,7 @@ WHERE CASE WHEN fast THEN true ELSE {DIVERT_FUNCTION}(line_no, raw) END"""
             for key, text in values.items():
                 i = slot_of.get(f"{container}.{key}")
                 if i is not None:
-                    text = f"CASE WHEN st{i} IS NOT NULL THEN '\"' || h[{i + 1}] || '\"' ELSE {text} END"
+                    text = f"CASE WHEN st{i} IS NOT NULL THEN '\"' || h{i} || '\"' ELSE {text} END"
                 parts.append(f"{_lit(json.dumps(key) + ':')} || {text}")
             return "'{' || concat_ws(',', " + ", ".join(parts) + ") || '}'" if parts else "'{}'"
 
@@ -291,11 +289,12 @@ class FastPath:
         return self._compiled.sql(lines_relation)
 
     def attach(self, con: duckdb.DuckDBPyConnection) -> None:
-        for name in (DIVERT_FUNCTION, HASH_FUNCTION):
+        functions = [(DIVERT_FUNCTION, self.diverted, [BIGINT, BLOB], BOOLEAN)]
+        functions += [(f"{HASH_FUNCTION}_{i}", self.hasher.for_field(field), [VARCHAR], VARCHAR)
+                      for i, field in enumerate(self.hasher.fields)]
+        for name, fn, params, returns in functions:
             try:
                 con.remove_function(name)
             except duckdb.InvalidInputException:
                 pass  # not registered yet
-        con.create_function(DIVERT_FUNCTION, self.diverted, [BIGINT, BLOB], BOOLEAN, type="arrow", side_effects=True)
-        con.create_function(HASH_FUNCTION, self.hasher, [duckdb.list_type(VARCHAR)], duckdb.list_type(VARCHAR),
-                            type="arrow", side_effects=True)
+            con.create_function(name, fn, params, returns, type="arrow", side_effects=True)
