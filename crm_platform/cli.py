@@ -53,7 +53,7 @@ def demo() -> None:
     """Fill data/landing with a sample when it is empty, materialize every asset, print a summary."""
     from crm_platform.marts.demo_summary import demo_summary
     from crm_platform.runner import materialize_assets
-    from crm_platform.warehouse import DuckDBWarehouse
+    from crm_platform.warehouse import DuckDBWarehouse, open_warehouse
 
     settings = Settings.from_env()
     landing = settings.landing_dir
@@ -64,9 +64,9 @@ def demo() -> None:
         generate_dataset(settings.data_dir, leads=DEMO_LEADS, days=DEMO_DAYS, seed=DEMO_SEED)
     if not materialize_assets(selection=None, partition=None, echo=click.echo):
         sys.exit(1)
-    if settings.warehouse == "duckdb":
-        with DuckDBWarehouse(settings.duckdb_path, read_only=True) as wh:
-            click.echo(demo_summary(wh))
+    with (DuckDBWarehouse(settings.duckdb_path, read_only=True) if settings.warehouse == "duckdb"
+          else open_warehouse(settings)) as wh:
+        click.echo(demo_summary(wh))
 
 
 @main.group()

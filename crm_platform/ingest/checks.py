@@ -49,7 +49,22 @@ def ledger_per_file(wh: Warehouse, limit: int = 50) -> pa.Table:
 
 def vault_by_field(wh: Warehouse) -> pa.Table:
     # Counts only: the values themselves never leave the pii schema.
-    return wh.fetch_arrow(f"select field, count(*) values from {wh.table_name('pii', 'vault')} group by all order by field")
+    return wh.fetch_arrow(f'select field, count(*) "values" from {wh.table_name("pii", "vault")} group by all order by field')
+
+
+def _top_reasons(wh: Warehouse, shas: list[str], n: int = 3) -> dict[str, str]:
+    """sha256 -> its n most frequent reason codes with their counts, `code count, ...`."""
+    if not shas:
+        return {}
+    rows = wh.fetchall(f"""
+        select sha256, code, count(*) k
+        from (select sha256, unnest(reason_codes) code from {wh.table_name('core', 'quarantine')}
+              where sha256 in (select unnest(?)))
+        group by sha256, code""", [shas])
+    by_sha: dict[str, list[tuple[int, str]]] = {}
+    for sha, code, k in rows:
+        by_sha.setdefault(sha, []).append((-k, code))
+    return {sha: ", ".join(f"{code} {-k}" for k, code in sorted(items)[:n]) for sha, items in by_sha.items()}
 
 
 def evaluate(wh: Warehouse) -> list[CheckResult]:
@@ -66,14 +81,12 @@ def evaluate(wh: Warehouse) -> list[CheckResult]:
                            f"{len(dup)}+ event_id(s) stored twice" if dup else "every event_id is unique",
                            {"examples": [r[0] for r in dup]}))
     rates = wh.fetchall(f"""
-        select l.source_file, l.records_read, l.records_quarantined,
-               l.records_quarantined / l.records_read rate,
-               (select string_agg(code || ' ' || n, ', ' order by n desc, code) from (
-                   select code, count(*) n from (select unnest(reason_codes) code from {t('core', 'quarantine')} q
-                                                 where q.sha256 = l.sha256) group by code order by n desc, code limit 3)) top
-        from {t('core', 'ingest_ledger')} l
-        where l.records_read > 0 and l.records_quarantined / l.records_read > ?
-        order by rate desc, l.source_file""", [QUARANTINE_RATE_THRESHOLD])
+        select source_file, sha256, records_read, records_quarantined, records_quarantined / records_read rate
+        from {t('core', 'ingest_ledger')}
+        where records_read > 0 and records_quarantined / records_read > ?
+        order by rate desc, source_file""", [QUARANTINE_RATE_THRESHOLD])
+    top = _top_reasons(wh, [r[1] for r in rates[:5]])
+    rates = [(r[0], r[2], r[3], r[4], top.get(r[1], "")) for r in rates]
     out.append(CheckResult(
         ("core", "quarantine"), "quarantine_rate", not rates, "WARN",
         (f"{len(rates)} file(s) quarantine more than {QUARANTINE_RATE_THRESHOLD:.0%}: "

@@ -17,7 +17,9 @@ Flow, per group (many small files, or one large one):
    came earlier in the group (file order, then line order), are deleted.
 5. New PII values go to pii.vault; each file gets its ledger row and its landed_files row.
 
-A group's rows carry its own `ingested_at`, which is how steps 3 and 4 find them.
+A group's rows carry its own `ingested_at` (its ledger rows the same `started_at`), which is how
+steps 3 and 4 find them. On a warehouse other than DuckDB, the same steps run in a scratch DuckDB
+and the group is then published (`targets.Published`).
 """
 from __future__ import annotations
 
@@ -32,10 +34,11 @@ import pyarrow as pa
 
 from crm_platform.ingest.fast_validation import FastPath
 from crm_platform.ingest.landing import LandedFile, sha256_file
+from crm_platform.ingest.targets import InPlace
 from crm_platform.ingest.sql_validation import compile_ingest_sql
 from crm_platform.plan.jsonl import LINE_SCHEMA, STRIP_LINE_END_SQL, LineReader
 from crm_platform.plan.model import TrackingPlan
-from crm_platform.warehouse import DuckDBWarehouse
+from crm_platform.warehouse import DuckDBWarehouse, Warehouse
 from crm_platform.warehouse.tables import (
     EVENTS, INGEST_LEDGER, INGEST_TABLES, LANDED_FILES, PII_QUARANTINE_PAYLOADS, PII_VAULT, QUARANTINE,
 )
@@ -86,7 +89,7 @@ def _exact_sql(plan: TrackingPlan, pii_key: bytes) -> tuple[str, dict]:
     return compile_ingest_sql(plan, f"(select line_no, {STRIP_LINE_END_SQL} as raw from ingest_diverted)", pii_key)
 
 
-def ensure_ingest_tables(wh: DuckDBWarehouse) -> None:
+def ensure_ingest_tables(wh: Warehouse) -> None:
     for table in INGEST_TABLES:
         wh.ensure_table(table)
 
@@ -95,8 +98,12 @@ class GroupIngest:
     """Ingests groups of new file versions for one run: one fast path (its PII memo lasts the run)
     and one `ingested_at` per group, strictly increasing."""
 
-    def __init__(self, wh: DuckDBWarehouse, plan: TrackingPlan, pii_key: bytes, started: datetime, hasher: Executor):
-        self.wh, self.plan, self.pii_key, self.started, self.hasher = wh, plan, pii_key, started, hasher
+    def __init__(self, wh: DuckDBWarehouse, plan: TrackingPlan, pii_key: bytes, hasher: Executor,
+                 target: InPlace | None = None):
+        """`wh` is the DuckDB the work happens in: the warehouse itself, or a scratch that `target`
+        (`targets.Published`) mirrors from and publishes to another warehouse."""
+        self.wh, self.plan, self.pii_key, self.hasher = wh, plan, pii_key, hasher
+        self.target = target or InPlace()
         self.fast = FastPath(plan, pii_key)
         self.fast.attach(wh.con)
         self._fast_sql = self.fast.sql("ingest_lines")
@@ -125,8 +132,9 @@ class GroupIngest:
                 duplicates = self._delete_duplicates(params)
                 self._insert_vault(params)
                 outcomes = _outcomes(reads, exact, counts, duplicates)
-                self._write_ledger(reads, outcomes)
+                self._write_ledger(reads, outcomes, params["ingested_at"])
                 self.wh.execute("drop table if exists ingest_exact")
+                self.target.publish(params["ingested_at"])
             return outcomes
         except BaseException:
             self.fast.hasher.forget()  # its new values were not vaulted
@@ -159,6 +167,7 @@ class GroupIngest:
         """A file whose content was ingested before (in the ledger, or earlier in this group) adds
         nothing: its fast-path events are taken out again, and its diverted lines forgotten."""
         t = self.wh.table_name
+        self.target.mirror_contents([r.sha for r in reads])
         known = {r[0] for r in self.wh.fetchall(f"select sha256 from {t('core', 'ingest_ledger')} "
                                                 "where sha256 in (select unnest(?))", [[r.sha for r in reads]])}
         dropped = []
@@ -203,6 +212,7 @@ class GroupIngest:
         t = self.wh.table_name
         events = t("core", "events")
         p = _only(params, ("ingested_at", "files"))
+        self.target.mirror_event_ids(params["ingested_at"])
         self.wh.execute(f"""
             create or replace temp table ingest_duplicates as
             with new as (select rowid rid, event_id, source_file, list_position($files, source_file) file_idx, source_line
@@ -229,22 +239,26 @@ class GroupIngest:
         con = self.wh.con
         con.register("ingest_vault_pairs", self.fast.hasher.drain())
         try:
-            con.execute(f"""
-                insert into {t('pii', 'vault')} ({', '.join(PII_VAULT.column_names)})
-                select hash, min(field), min(value), $ingested_at
-                from (select field, value, hash from ingest_vault_pairs
-                      union all
-                      select p.field, p.value, p.hash from (select unnest(pii_values) p from ingest_exact)) v
-                where not exists (select 1 from {t('pii', 'vault')} x where x.pii_hash = v.hash)
-                group by hash""", {"ingested_at": params["ingested_at"]})
+            con.execute("""
+                create or replace temp table ingest_pairs as
+                select field, value, hash from ingest_vault_pairs
+                union all
+                select p.field, p.value, p.hash from (select unnest(pii_values) p from ingest_exact)""")
         finally:
             con.unregister("ingest_vault_pairs")
+        self.target.mirror_vault(self.wh.fetch_arrow("select distinct hash from ingest_pairs").column(0))
+        con.execute(f"""
+            insert into {t('pii', 'vault')} ({', '.join(PII_VAULT.column_names)})
+            select hash, min(field), min(value), $ingested_at from ingest_pairs v
+            where not exists (select 1 from {t('pii', 'vault')} x where x.pii_hash = v.hash)
+            group by hash""", {"ingested_at": params["ingested_at"]})
+        con.execute("drop table ingest_pairs")
 
-    def _write_ledger(self, reads: list[_Read], outcomes: list[FileOutcome]) -> None:
+    def _write_ledger(self, reads: list[_Read], outcomes: list[FileOutcome], started: datetime) -> None:
         t = self.wh.table_name
         finished = utc_now()
         ledger = [[o.source_file, o.sha256, o.records_read, o.events_accepted, o.events_duplicate, o.records_quarantined,
-                   o.status, o.error, r.lines, r.file.size, self.plan.version, self.started, finished]
+                   o.status, o.error, r.lines, r.file.size, self.plan.version, started, finished]
                   for r, o in zip(reads, outcomes) if not r.same_content]
         if ledger:
             self.wh.con.executemany(f"insert into {t('core', 'ingest_ledger')} ({', '.join(INGEST_LEDGER.column_names)}) "
@@ -252,7 +266,7 @@ class GroupIngest:
         self.wh.con.executemany(f"insert into {t('core', 'landed_files')} ({', '.join(LANDED_FILES.column_names)}) "
                                 "values (?, ?, ?, ?, ?, ?)",
                                 [[r.file.relative, r.file.size, r.file.mtime_ns, r.sha,
-                                  "duplicate_content" if r.same_content else "ingested", self.started] for r in reads])
+                                  "duplicate_content" if r.same_content else "ingested", started] for r in reads])
 
 
 def _only(params: dict, names: tuple[str, ...]) -> dict:

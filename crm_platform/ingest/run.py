@@ -1,14 +1,16 @@
 """Ingest every landed event file version not seen before, oldest path first."""
 from __future__ import annotations
 
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, Iterator
 
-from crm_platform.ingest.event_files import FileOutcome, GroupIngest, ensure_ingest_tables, utc_now
+from crm_platform.ingest.event_files import FileOutcome, GroupIngest, ensure_ingest_tables
 from crm_platform.ingest.landing import LandedFile, list_event_files
+from crm_platform.ingest.targets import InPlace, Published, recover
 from crm_platform.plan.model import TrackingPlan
-from crm_platform.warehouse import DuckDBWarehouse
+from crm_platform.warehouse import DuckDBWarehouse, Warehouse
 
 # A group of files shares one transaction and one streaming INSERT (DuckDB appends far faster in one
 # large statement than in many small ones); these bound what a crash makes the next run redo.
@@ -18,7 +20,7 @@ GROUP_MAX_FILES = 2000
 GZIP_RATIO = 8
 
 
-def new_event_files(wh: DuckDBWarehouse, landing_dir: Path) -> list[LandedFile]:
+def new_event_files(wh: Warehouse, landing_dir: Path) -> list[LandedFile]:
     """Landed event files whose (path, size, mtime) the warehouse has not recorded."""
     ensure_ingest_tables(wh)
     known = set(wh.fetchall(f"select source_file, file_size, file_mtime_ns from {wh.table_name('core', 'landed_files')}"))
@@ -40,16 +42,30 @@ def file_groups(files: list[LandedFile]) -> Iterator[list[LandedFile]]:
         yield group
 
 
-def ingest_event_landing(wh: DuckDBWarehouse, landing_dir: Path, plan: TrackingPlan, pii_key: bytes,
+def ingest_event_landing(wh: Warehouse, landing_dir: Path, plan: TrackingPlan, pii_key: bytes,
                          on_file: Callable[[FileOutcome], None] | None = None) -> list[FileOutcome]:
-    """Each group of new files in its own transaction, so a crash loses at most the group in progress
-    (and leaves no trace of it); the next run picks it up again."""
-    outcomes = []
+    """Each group of new files commits on its own, so a crash loses at most the group in progress
+    (and leaves no trace of it: a transaction on DuckDB, `targets.recover` elsewhere); the next run
+    picks it up again. On DuckDB the work happens in the warehouse; on another engine, in a scratch
+    DuckDB next to nothing but a temporary directory, published group by group."""
+    with wh.exclusive("ingest"):
+        if isinstance(wh, DuckDBWarehouse):
+            return _ingest(wh, InPlace(), wh, landing_dir, plan, pii_key, on_file)
+        ensure_ingest_tables(wh)
+        recover(wh)
+        with tempfile.TemporaryDirectory(prefix="crm-ingest-") as tmp, DuckDBWarehouse(Path(tmp) / "scratch.duckdb") as scratch:
+            ensure_ingest_tables(scratch)
+            return _ingest(scratch, Published(wh, scratch), wh, landing_dir, plan, pii_key, on_file)
+
+
+def _ingest(compute: DuckDBWarehouse, target: InPlace, wh: Warehouse, landing_dir: Path, plan: TrackingPlan,
+            pii_key: bytes, on_file: Callable[[FileOutcome], None] | None) -> list[FileOutcome]:
+    outcomes: list[FileOutcome] = []
     files = new_event_files(wh, landing_dir)
     if not files:
         return outcomes
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sha256") as hasher:
-        ingest = GroupIngest(wh, plan, pii_key, utc_now(), hasher)
+        ingest = GroupIngest(compute, plan, pii_key, hasher, target)
         for group in file_groups(files):
             for outcome in ingest(group):
                 outcomes.append(outcome)

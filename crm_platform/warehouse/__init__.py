@@ -4,14 +4,19 @@ DuckDB is the embedded default. Tables are addressed as (schema, table); each en
 own name (`schema.table` in DuckDB, `schema__table` in ClickHouse).
 """
 from crm_platform.warehouse.base import Warehouse
+from crm_platform.warehouse.clickhouse_engine import ClickHouseWarehouse
 from crm_platform.warehouse.duckdb_engine import DuckDBWarehouse
 
 
 def open_warehouse(settings) -> Warehouse:
-    """The warehouse the settings name. The caller closes it (it is a context manager)."""
+    """The warehouse the settings name (CRM_WAREHOUSE). The caller closes it (it is a context manager)."""
     if settings.warehouse == "duckdb":
         return DuckDBWarehouse(settings.duckdb_path)
-    raise NotImplementedError(f"warehouse engine {settings.warehouse!r} is not available yet")
+    if settings.warehouse == "clickhouse":
+        return ClickHouseWarehouse(host=settings.clickhouse_host, port=settings.clickhouse_port,
+                                   user=settings.clickhouse_user, password=settings.clickhouse_password,
+                                   database=settings.clickhouse_database, secure=settings.clickhouse_secure)
+    raise ValueError(f"unknown warehouse engine {settings.warehouse!r}")
 
 
-__all__ = ["Warehouse", "DuckDBWarehouse", "open_warehouse"]
+__all__ = ["Warehouse", "ClickHouseWarehouse", "DuckDBWarehouse", "open_warehouse"]

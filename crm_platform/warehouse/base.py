@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from contextlib import AbstractContextManager
-from typing import Any, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any, Iterator, Mapping, Sequence
 
 import pyarrow as pa
 
@@ -24,7 +24,15 @@ class Warehouse(ABC):
     def fetchall(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple]: ...
 
     @abstractmethod
-    def fetch_arrow(self, sql: str, params: Sequence[Any] | None = None) -> pa.Table: ...
+    def fetch_arrow(self, sql: str, params: Sequence[Any] | None = None,
+                    tables: Mapping[str, pa.Table] | None = None) -> pa.Table:
+        """The result as Arrow; `tables` are relations the SQL may read by name (a list of ids to
+        join against, say), visible to this statement only."""
+
+    @abstractmethod
+    def insert_arrow(self, schema: str, table: str, data: pa.Table, dedup_token: str | None = None) -> None:
+        """Append rows (columns by name). With `dedup_token`, an insert repeated with the same token
+        adds nothing, where the engine can tell (ClickHouse); DuckDB relies on its transactions."""
 
     @abstractmethod
     def transaction(self) -> AbstractContextManager[None]:
@@ -43,6 +51,12 @@ class Warehouse(ABC):
 
     @abstractmethod
     def close(self) -> None: ...
+
+    @contextmanager
+    def exclusive(self, name: str) -> Iterator[None]:
+        """Hold the writer lock `name` (across processes) for the block. DuckDB needs none: one
+        process holds the file."""
+        yield
 
     def row_count(self, schema: str, table: str) -> int:
         return self.fetchall(f"select count(*) from {self.table_name(schema, table)}")[0][0]

@@ -4,7 +4,7 @@ from __future__ import annotations
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import duckdb
 import pyarrow as pa
@@ -67,9 +67,24 @@ class DuckDBWarehouse(Warehouse):
     def fetchall(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple]:
         return self.con.execute(sql, params or []).fetchall()
 
-    def fetch_arrow(self, sql: str, params: Sequence[Any] | None = None) -> pa.Table:
-        # A relation converts to Arrow without the DB-API cursor's extra copy of the rows.
-        return self.con.sql(sql, params=list(params) if params else None).to_arrow_table()
+    def fetch_arrow(self, sql: str, params: Sequence[Any] | None = None,
+                    tables: Mapping[str, pa.Table] | None = None) -> pa.Table:
+        for name, table in (tables or {}).items():
+            self.con.register(name, table)
+        try:
+            # A relation converts to Arrow without the DB-API cursor's extra copy of the rows.
+            return self.con.sql(sql, params=params or None).to_arrow_table()
+        finally:
+            for name in tables or {}:
+                self.con.unregister(name)
+
+    def insert_arrow(self, schema: str, table: str, data: pa.Table, dedup_token: str | None = None) -> None:
+        self.con.register("_inserted", data)
+        try:
+            cols = ", ".join(f'"{c}"' for c in data.column_names)
+            self.con.execute(f"insert into {self.table_name(schema, table)} ({cols}) select {cols} from _inserted")
+        finally:
+            self.con.unregister("_inserted")
 
     @contextmanager
     def transaction(self) -> Iterator[None]:

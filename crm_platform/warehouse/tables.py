@@ -1,9 +1,10 @@
 """The contract's tables (CONTRACT §6) as engine-neutral definitions, rendered to each engine's DDL.
 
 Column types are logical (`string`, `timestamp`, `json`, ...). Physical layout (partitioning and sort
-order) is declared here once and rendered per engine: DuckDB has no table partitions, so it keeps
-`partition_by` as the insert order (row-group zone maps then prune by date), ClickHouse gets
-`PARTITION BY` / `ORDER BY`.
+order) is declared here once and rendered per engine: DuckDB has no table partitions (rows keep their
+landing order, and row-group zone maps prune by date), ClickHouse gets a MergeTree with
+`PARTITION BY` month of `partition_by` and `ORDER BY` the sort key. ClickHouse names a table
+`<schema>__<table>` inside its database (CONTRACT §6).
 """
 from __future__ import annotations
 
@@ -12,6 +13,12 @@ from dataclasses import dataclass
 DUCKDB_TYPES = {
     "string": "VARCHAR", "timestamp": "TIMESTAMP", "date": "DATE", "bigint": "BIGINT", "integer": "INTEGER",
     "double": "DOUBLE", "boolean": "BOOLEAN", "json": "JSON", "string[]": "VARCHAR[]", "bytes": "BLOB",
+}
+# JSON is kept as its text (String): the same text as in DuckDB, read with JSONExtract*. Dates and
+# times use the wide types (Date32, DateTime64: years 1900-2299).
+CLICKHOUSE_TYPES = {
+    "string": "String", "timestamp": "DateTime64(6)", "date": "Date32", "bigint": "Int64", "integer": "Int32",
+    "double": "Float64", "boolean": "Bool", "json": "String", "string[]": "Array(String)", "bytes": "String",
 }
 
 
@@ -27,10 +34,33 @@ class TableDef:
     # faster and stores smaller than DuckDB's default dictionary/FSST (measured on core.events:
     # 2M rows append in 0.9 s instead of 1.3 s, 166 MB instead of 181 MB).
     zstd: tuple[str, ...] = ()
+    # Columns with few distinct values (types, sources, versions, files): LowCardinality in ClickHouse.
+    low_cardinality: tuple[str, ...] = ()
 
     @property
     def column_names(self) -> tuple[str, ...]:
         return tuple(c for c, _ in self.columns)
+
+    def clickhouse_name(self, database: str) -> str:
+        return f'"{database}"."{self.schema}__{self.name}"'
+
+    def clickhouse_ddl(self, database: str, on_cluster: str | None = None) -> str:
+        """A MergeTree: every column Nullable but arrays (ClickHouse has no NULL array), sorted by
+        `order_by` (NULLs allowed in the key), partitioned by month of `partition_by`."""
+        def column(c: str, t: str) -> str:
+            ch = CLICKHOUSE_TYPES[t]
+            ch = ch if t.endswith("[]") else f"Nullable({ch})"
+            if c in self.low_cardinality:
+                ch = f"LowCardinality({ch})"
+            return f'"{c}" {ch}' + (" CODEC(ZSTD(1))" if c in self.zstd else "")
+        cluster = f" ON CLUSTER {on_cluster}" if on_cluster else ""
+        order = ", ".join(f'"{c}"' for c in self.order_by) or ""
+        return (f"create table if not exists {self.clickhouse_name(database)}{cluster} "
+                f"({', '.join(column(c, t) for c, t in self.columns)}) engine = MergeTree"
+                + (f' partition by toYYYYMM("{self.partition_by}")' if self.partition_by else "")
+                # The window makes a repeated insert with the same insert_deduplication_token a no-op, as
+                # a ReplicatedMergeTree does by itself.
+                + f" order by ({order}) settings allow_nullable_key = 1, non_replicated_deduplication_window = 1000")
 
     def duckdb_ddl(self) -> str:
         cols = ", ".join(f'"{c}" {DUCKDB_TYPES[t]}' + (" USING COMPRESSION zstd" if c in self.zstd else "")
@@ -46,12 +76,14 @@ EVENTS = TableDef("core", "events", (
     ("event_date", "date"), ("source_file", "string"), ("source_line", "bigint"), ("plan_version", "string"),
 ), order_by=("event_date", "event_type", "lead_id", "occurred_at"), partition_by="event_date",
     zstd=("event_id", "attributes", "context"),
+    low_cardinality=("event_type", "schema_version", "original_schema_version", "source", "producer_id", "source_file",
+                     "plan_version"),
     description="One row per accepted event (unique event_id); PII replaced by keyed hashes.")
 
 QUARANTINE = TableDef("core", "quarantine", (
     ("source_file", "string"), ("source_line", "bigint"), ("raw_record", "string"), ("reasons", "string[]"),
     ("reason_codes", "string[]"), ("quarantined_at", "timestamp"), ("plan_version", "string"), ("sha256", "string"),
-), order_by=("source_file", "source_line"),
+), order_by=("source_file", "source_line"), low_cardinality=("source_file", "plan_version"),
     description="One row per rejected record with its reasons; raw_record is redacted (clear payload in pii.quarantine_payloads).")
 
 INGEST_LEDGER = TableDef("core", "ingest_ledger", (

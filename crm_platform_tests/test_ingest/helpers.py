@@ -5,9 +5,13 @@ import gzip
 import json
 from pathlib import Path
 
+import sqlglot
+from sqlglot import exp
+
 from crm_platform.ingest.run import ingest_event_landing
 from crm_platform.plan.loader import load_plan
-from crm_platform.warehouse import DuckDBWarehouse
+from crm_platform.settings import Settings
+from crm_platform.warehouse import DuckDBWarehouse, Warehouse, open_warehouse
 
 KEY = b"test-pii-key"
 
@@ -38,15 +42,34 @@ def land(landing: Path, name: str, lines: list, *, gz: bool = False, newline: by
     return path
 
 
+def warehouse(read_only: bool = False) -> Warehouse:
+    """The warehouse the environment names (the `engine` fixture sets it)."""
+    settings = Settings.from_env()
+    if settings.warehouse == "duckdb":
+        return DuckDBWarehouse(settings.duckdb_path, read_only=read_only)
+    return open_warehouse(settings)
+
+
 def ingest(data_dir: Path):
     """One ingest pass over data_dir/landing with the test key; returns the file outcomes."""
-    with DuckDBWarehouse(data_dir / "warehouse.duckdb") as wh:
+    with warehouse() as wh:
         return ingest_event_landing(wh, data_dir / "landing", load_plan(), KEY)
 
 
+def engine_sql(wh: Warehouse, sql: str) -> str:
+    """DuckDB SQL naming contract tables `schema.table`, with each name as the engine spells it."""
+    tree = sqlglot.parse_one(sql, read="duckdb")
+    for table in list(tree.find_all(exp.Table)):
+        if table.db and not table.catalog:
+            named = sqlglot.parse_one(wh.table_name(table.db, table.name), into=exp.Table, read="duckdb")
+            named.set("alias", table.args.get("alias"))
+            table.replace(named)
+    return tree.sql(dialect="duckdb")
+
+
 def query(data_dir: Path, sql: str, params=None) -> list[tuple]:
-    with DuckDBWarehouse(data_dir / "warehouse.duckdb", read_only=True) as wh:
-        return wh.fetchall(sql, params)
+    with warehouse(read_only=True) as wh:
+        return wh.fetchall(engine_sql(wh, sql), params)
 
 
 def ledger(data_dir: Path) -> dict[str, tuple]:

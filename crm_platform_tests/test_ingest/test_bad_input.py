@@ -11,6 +11,7 @@ import pytest
 from .helpers import event, ingest, land, ledger, query, touch
 
 LONG = "x" * 100_001
+pytestmark = pytest.mark.usefixtures("engine")  # every case on DuckDB and on ClickHouse
 
 
 def reasons(data_dir, file):
@@ -131,7 +132,8 @@ def test_the_clear_payload_of_a_rejected_line_is_kept_byte_for_byte_in_the_pii_s
     bad = b'{"event_type": "lead_created", "attributes": {"email": "jos\xe9@example.com"}}'
     land(data_dir / "landing", "latin1.jsonl", [event("p1"), bad, '{"email": "ana@example.com", "oops"'], newline=b"\r\n")
     ingest(data_dir)
-    payloads = query(data_dir, "select source_line, raw_record from pii.quarantine_payloads order by source_line")
-    assert payloads == [(2, bad), (3, b'{"email": "ana@example.com", "oops"')]
+    # hex(): the bytes exactly, whatever the engine's client makes of a string that is not UTF-8.
+    payloads = query(data_dir, "select source_line, lower(hex(raw_record)) from pii.quarantine_payloads order by source_line")
+    assert payloads == [(2, bad.hex()), (3, b'{"email": "ana@example.com", "oops"'.hex())]
     redacted = [r[0] for r in query(data_dir, "select raw_record from core.quarantine order by source_line")]
     assert all("example.com" not in r for r in redacted), redacted

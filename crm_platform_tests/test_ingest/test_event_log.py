@@ -14,7 +14,7 @@ import pytest
 
 from crm_platform.synth import generate_dataset
 
-from .helpers import KEY, event, ingest, land, ledger, query, snapshot
+from .helpers import KEY, event, ingest, land, ledger, query, snapshot, warehouse
 
 EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+\.[A-Za-z]{2,}")
 
@@ -35,6 +35,7 @@ def landed(generated, data_dir) -> Path:
     return data_dir
 
 
+@pytest.mark.usefixtures("engine")
 def test_counts_equal_the_generators_truth_file_by_file(landed, generated):
     manifest = json.loads((generated / "truth" / "manifest.json").read_text())
     ingest(landed)
@@ -53,6 +54,7 @@ def test_counts_equal_the_generators_truth_file_by_file(landed, generated):
     assert query(landed, "select count(*) from core.quarantine") == [(totals["events_quarantined"],)]
 
 
+@pytest.mark.usefixtures("engine")
 def test_quarantined_lines_are_exactly_the_planted_invalid_records(landed, generated):
     import csv
 
@@ -62,6 +64,7 @@ def test_quarantined_lines_are_exactly_the_planted_invalid_records(landed, gener
     assert set(query(landed, "select source_file, source_line from core.quarantine")) == planted
 
 
+@pytest.mark.usefixtures("engine")
 def test_an_identical_rerun_changes_nothing(landed):
     ingest(landed)
     before = snapshot(landed)
@@ -69,6 +72,7 @@ def test_an_identical_rerun_changes_nothing(landed):
     assert snapshot(landed) == before
 
 
+@pytest.mark.usefixtures("engine")
 def test_no_clear_pii_outside_the_pii_schema(landed):
     ingest(landed)
     texts = query(landed, "select attributes::varchar || ' ' || coalesce(context::varchar, '') from core.events "
@@ -82,6 +86,7 @@ def test_no_clear_pii_outside_the_pii_schema(landed):
     assert h.startswith("pii:") and EMAIL.fullmatch(value)
 
 
+@pytest.mark.usefixtures("engine")
 def test_canonical_lead_id_starts_as_the_lead_id_and_versions_are_current(landed):
     ingest(landed)
     assert query(landed, "select count(*) from core.events where canonical_lead_id is distinct from lead_id") == [(0,)]
@@ -103,6 +108,7 @@ ingest(__import__("pathlib").Path(sys.argv[1]))
 """
 
 
+@pytest.mark.usefixtures("engine")
 def test_a_process_killed_mid_file_leaves_no_trace_and_the_rerun_converges(data_dir):
     landing = data_dir / "landing"
     land(landing, "a.jsonl", [event("k1"), event("k2")])
@@ -116,6 +122,7 @@ def test_a_process_killed_mid_file_leaves_no_trace_and_the_rerun_converges(data_
     assert (o.records_read, o.events_accepted, o.events_duplicate, o.records_quarantined) == (3, 1, 1, 1)
 
 
+@pytest.mark.usefixtures("engine")
 def test_concurrent_runs_neither_fail_on_the_lock_nor_double_anything(landed):
     code = ("import sys, pathlib; from crm_platform_tests.test_ingest.helpers import ingest; "
             "print(len(ingest(pathlib.Path(sys.argv[1]))))")
@@ -129,6 +136,7 @@ def test_concurrent_runs_neither_fail_on_the_lock_nor_double_anything(landed):
     assert query(landed, "select count(*) from core.ingest_ledger") == [(files,)]
 
 
+@pytest.mark.usefixtures("engine")
 def test_the_asset_materializes_with_its_checks(landed, monkeypatch):
     import dagster as dg
 
@@ -151,14 +159,14 @@ def test_the_asset_materializes_with_its_checks(landed, monkeypatch):
     assert "invalid_json" in mats["quarantine"].metadata["reasons"].value
 
 
+@pytest.mark.usefixtures("engine")
 def test_the_quarantine_rate_check_warns_with_the_top_reasons(data_dir):
     from crm_platform.ingest.checks import evaluate
-    from crm_platform.warehouse import DuckDBWarehouse
 
     land(data_dir / "landing", "noisy.jsonl", [event("n1"), "{x", "[1]", "{y"])
     land(data_dir / "landing", "future.jsonl", [event("f1", occurred_at="2099-01-01T00:00:00Z")])
     ingest(data_dir)
-    with DuckDBWarehouse(data_dir / "warehouse.duckdb", read_only=True) as wh:
+    with warehouse(read_only=True) as wh:
         results = {r.name: r for r in evaluate(wh)}
     assert not results["quarantine_rate"].passed and results["quarantine_rate"].severity == "WARN"
     assert "events/noisy.jsonl 75% (invalid_json 2, not_an_object 1)" in results["quarantine_rate"].description

@@ -1,0 +1,107 @@
+"""Where a group's rows end up: the DuckDB warehouse the ingest runs in, or another warehouse.
+
+The ingest always parses and validates in DuckDB (`event_files.GroupIngest`). On the DuckDB warehouse
+it works in place, inside one transaction (`InPlace`: nothing to do here). For ClickHouse, which has
+no multi-statement transactions, `Published` runs the same steps in a scratch DuckDB that mirrors the
+slice of the warehouse each step needs (the ledger rows of the group's contents, the warehouse's
+copies of the group's event ids, the vault's copies of its hashes), then publishes the group's own
+rows, the ledger rows last: a file is ingested once its ledger row is there.
+
+Exactly once: ingest runs on a remote warehouse hold its `exclusive("ingest")` lock, so no two
+interleave (the anti-joins then see everything committed before); every insert carries a
+deduplication token, so a retried insert adds nothing; and `recover` removes what a run that died
+between its first insert and its ledger rows left behind, before anything else is ingested.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+
+import pyarrow as pa
+
+from crm_platform.warehouse import DuckDBWarehouse, Warehouse
+
+# Rows copied from the warehouse into the scratch mirror carry this ingested_at / started_at: older
+# than any group, so the dedup and content checks read them as known, and they are never published.
+MIRRORED = datetime(1970, 1, 1)
+_CHUNK_ROWS = 500_000
+
+
+class InPlace:
+    """The ingest runs in the warehouse itself: its transaction is the commit."""
+
+    def mirror_contents(self, shas: list[str]) -> None: ...
+
+    def mirror_event_ids(self, group_at: datetime) -> None: ...
+
+    def mirror_vault(self, hashes: pa.Array) -> None: ...
+
+    def publish(self, group_at: datetime) -> None: ...
+
+
+class Published(InPlace):
+    """The ingest runs in `scratch` (a local DuckDB with the ingest tables) and publishes to `target`."""
+
+    def __init__(self, target: Warehouse, scratch: DuckDBWarehouse):
+        self.target, self.scratch = target, scratch
+
+    def mirror_contents(self, shas: list[str]) -> None:
+        t = self.target.table_name
+        known = self.target.fetch_arrow(f"select distinct sha256 from {t('core', 'ingest_ledger')} "
+                                        "where sha256 in (select sha256 from group_shas)",
+                                        tables={"group_shas": pa.table({"sha256": pa.array(shas, pa.string())})})
+        self._insert_marked("core", "ingest_ledger", known, "started_at")
+
+    def mirror_event_ids(self, group_at: datetime) -> None:
+        ids = self.scratch.fetch_arrow(f"select distinct event_id from {self.scratch.table_name('core', 'events')} "
+                                       "where ingested_at = ?", [group_at])
+        if not ids.num_rows:
+            return
+        known = self.target.fetch_arrow(f"select distinct event_id from {self.target.table_name('core', 'events')} "
+                                        "where event_id in (select event_id from group_ids)", tables={"group_ids": ids})
+        self._insert_marked("core", "events", known, "ingested_at")
+
+    def mirror_vault(self, hashes: pa.Array) -> None:
+        if not len(hashes):
+            return
+        known = self.target.fetch_arrow(f"select distinct pii_hash from {self.target.table_name('pii', 'vault')} "
+                                        "where pii_hash in (select pii_hash from group_hashes)",
+                                        tables={"group_hashes": pa.table({"pii_hash": hashes})})
+        self._insert_marked("pii", "vault", known, "first_seen_at")
+
+    def _insert_marked(self, schema: str, table: str, rows: pa.Table, marker: str) -> None:
+        if rows.num_rows:
+            self.scratch.insert_arrow(schema, table, rows.append_column(marker, pa.array([MIRRORED] * rows.num_rows,
+                                                                                          pa.timestamp("us"))))
+
+    def publish(self, group_at: datetime) -> None:
+        """The group's rows into the target, the ledger after everything it vouches for; then the
+        scratch is emptied for the next group."""
+        s = self.scratch.table_name
+        token = group_at.isoformat()
+        for schema, table, where in (("core", "events", "ingested_at = $at"), ("core", "quarantine", "true"),
+                                     ("pii", "quarantine_payloads", "true"), ("pii", "vault", "first_seen_at = $at"),
+                                     ("core", "ingest_ledger", "started_at = $at"), ("core", "landed_files", "true")):
+            sql = f"select * from {s(schema, table)} where {where}"
+            reader = self.scratch.con.sql(sql, params={"at": group_at} if "$at" in where else None).to_arrow_reader(_CHUNK_ROWS)
+            for i, batch in enumerate(reader):
+                self.target.insert_arrow(schema, table, pa.Table.from_batches([batch]),
+                                         dedup_token=f"{schema}.{table}:{token}:{i}")
+            self.scratch.execute(f"delete from {s(schema, table)}")
+
+
+def recover(target: Warehouse) -> int:
+    """Removes the rows of a group whose ledger rows never arrived (its run died while publishing):
+    events and quarantine rows newer than the newest ledger row, payloads of contents the ledger
+    does not hold. Call it holding the ingest lock. Returns the events removed."""
+    t = target.table_name
+    last = target.fetchall(f"select max(started_at) from {t('core', 'ingest_ledger')}")[0][0] or MIRRORED
+    orphans = target.fetchall(f"select count(*) from {t('core', 'events')} where ingested_at > ?", [last])[0][0]
+    stray = target.fetchall(f"select count(*) from {t('core', 'quarantine')} where quarantined_at > ?", [last])[0][0]
+    if orphans:
+        target.execute(f"delete from {t('core', 'events')} where ingested_at > ?", [last])
+    if stray:
+        target.execute(f"delete from {t('core', 'quarantine')} where quarantined_at > ?", [last])
+    unowned = f"where sha256 not in (select sha256 from {t('core', 'ingest_ledger')})"
+    if target.fetchall(f"select count(*) from {t('pii', 'quarantine_payloads')} {unowned}")[0][0]:
+        target.execute(f"delete from {t('pii', 'quarantine_payloads')} {unowned}")
+    return orphans

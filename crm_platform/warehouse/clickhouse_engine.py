@@ -1,0 +1,188 @@
+"""ClickHouse over HTTP(S) with clickhouse-connect: the warehouse for volumes one machine cannot hold.
+
+SQL arrives in DuckDB's dialect and runs transpiled (`dialect.to_clickhouse`). Tables live in
+`CLICKHOUSE_DATABASE` as `<schema>__<table>` MergeTrees (DDL in `tables.py`). ClickHouse has no
+multi-statement transactions: whole-table writes are build-then-swap (`EXCHANGE TABLES`, atomic in
+an Atomic database), and writers that must not interleave take `exclusive(name)`, a lock made of a
+table that only one creator can create.
+"""
+from __future__ import annotations
+
+import io
+import os
+import socket
+import time
+from contextlib import contextmanager
+from typing import Any, Iterator, Mapping, Sequence
+
+import pyarrow as pa
+
+from crm_platform.warehouse.base import Warehouse
+from crm_platform.warehouse.dialect import to_clickhouse
+from crm_platform.warehouse.tables import TableDef
+
+LOCK_TIMEOUT_S = 1800.0
+# What DuckDB-dialect SQL means, on ClickHouse: UTC, NULL (not a default value) for the missing side
+# of an outer join, and strftime's %M as minutes (SQLGlot keeps the format string as written).
+SESSION_SETTINGS = {"session_timezone": "UTC", "join_use_nulls": 1, "formatdatetime_parsedatetime_m_is_month_name": 0}
+
+
+def clickhouse_type(t: pa.DataType) -> str:
+    """The ClickHouse column type for an Arrow type (Nullable but for arrays)."""
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        return f"Array({clickhouse_type(t.value_type).removeprefix('Nullable(').removesuffix(')')})"
+    for test, name in ((pa.types.is_boolean, "Bool"), (pa.types.is_int8, "Int8"), (pa.types.is_int16, "Int16"),
+                       (pa.types.is_int32, "Int32"), (pa.types.is_int64, "Int64"), (pa.types.is_floating, "Float64"),
+                       (pa.types.is_timestamp, "DateTime64(6)"), (pa.types.is_date, "Date32"),
+                       (pa.types.is_string, "String"), (pa.types.is_large_string, "String"),
+                       (pa.types.is_binary, "String"), (pa.types.is_large_binary, "String"), (pa.types.is_null, "String")):
+        if test(t):
+            return f"Nullable({name})"
+    raise TypeError(f"no ClickHouse type for Arrow {t}")
+
+
+class ClickHouseWarehouse(Warehouse):
+    engine = "clickhouse"
+
+    def __init__(self, host: str = "localhost", port: int = 8123, user: str = "default", password: str = "",
+                 database: str = "crm", secure: bool = False, lock_timeout_s: float = LOCK_TIMEOUT_S):
+        self.host, self.port, self.user, self.database, self.secure = host, port, user, database, secure
+        self._password = password
+        self.lock_timeout_s = lock_timeout_s
+        self._client = None
+
+    def __repr__(self) -> str:  # never the password
+        return f"ClickHouseWarehouse({self.user}@{self.host}:{self.port}/{self.database})"
+
+    @property
+    def client(self):
+        if self._client is None:
+            import clickhouse_connect
+
+            try:
+                self._client = clickhouse_connect.get_client(
+                    host=self.host, port=self.port, username=self.user, password=self._password, secure=self.secure,
+                    settings=SESSION_SETTINGS)
+            except Exception as e:
+                raise RuntimeError(f"cannot reach ClickHouse at {self.host}:{self.port} as {self.user}: {e}. "
+                                   "Check CLICKHOUSE_HOST, CLICKHOUSE_PORT, CLICKHOUSE_USER, CLICKHOUSE_PASSWORD "
+                                   "and CLICKHOUSE_SECURE.") from e
+            # Atomic: EXCHANGE TABLES needs it (and some servers default to another engine).
+            self._client.command(f'create database if not exists "{self.database}" engine = Atomic')
+        return self._client
+
+    def table_name(self, schema: str, table: str) -> str:
+        return f'"{self.database}"."{schema}__{table}"'
+
+    def execute(self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None) -> None:
+        self.client.command(to_clickhouse(sql, params))
+
+    def fetchall(self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None) -> list[tuple]:
+        return [tuple(r) for r in self.client.query(to_clickhouse(sql, params)).result_rows]
+
+    def fetch_arrow(self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None,
+                    tables: Mapping[str, pa.Table] | None = None) -> pa.Table:
+        external = None
+        if tables:
+            from clickhouse_connect.driver.external import ExternalData
+
+            external = ExternalData()
+            for name, table in tables.items():
+                external.add_file(file_name=name, data=_parquet(table), fmt="Parquet",
+                                  structure=[f"{f.name} {clickhouse_type(f.type)}" for f in table.schema])
+        return self.client.query_arrow(to_clickhouse(sql, params), external_data=external)
+
+    def insert_arrow(self, schema: str, table: str, data: pa.Table, dedup_token: str | None = None) -> None:
+        if not data.num_rows:
+            return
+        settings = {"insert_deduplication_token": dedup_token} if dedup_token else None
+        self.client.insert_arrow(f"{schema}__{table}", data, database=self.database, settings=settings)
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        raise NotImplementedError("ClickHouse has no multi-statement transactions: write whole tables with "
+                                  "replace_table (build, then swap), and serialize writers with exclusive()")
+        yield  # pragma: no cover
+
+    def replace_table(self, schema: str, table: str, data: pa.Table) -> int:
+        name, build = self.table_name(schema, table), self.table_name(schema, table + "__build")
+        cols = ", ".join(f'"{f.name}" {clickhouse_type(f.type)}' for f in data.schema)
+        self.client.command(f"drop table if exists {build}")
+        self.client.command(f"create table {build} ({cols}) engine = MergeTree order by tuple()")
+        self.insert_arrow(schema, table + "__build", data)
+        if self.table_exists(schema, table):
+            self.client.command(f"exchange tables {build} and {name}")
+            self.client.command(f"drop table {build}")
+        else:
+            self.client.command(f"rename table {build} to {name}")
+        return data.num_rows
+
+    def table_exists(self, schema: str, table: str) -> bool:
+        return bool(self.client.query("select 1 from system.tables where database = {db:String} and name = {t:String}",
+                                      parameters={"db": self.database, "t": f"{schema}__{table}"}).result_rows)
+
+    def ensure_table(self, table: TableDef) -> None:
+        self.client.command(table.clickhouse_ddl(self.database))
+
+    @contextmanager
+    def exclusive(self, name: str) -> Iterator[None]:
+        """Only one holder at a time, across processes and hosts: the holder is whoever created the
+        lock table. A holder that died on this host is noticed and its lock broken; elsewhere the
+        lock is waited for up to `lock_timeout_s`."""
+        lock = self.table_name("lock", name)
+        me = f"{socket.gethostname()}:{os.getpid()}"
+        deadline = time.monotonic() + self.lock_timeout_s
+        pause = 0.05
+        while True:
+            try:
+                self.client.command(f"create table {lock} (holder String) engine = Memory comment '{me}'")
+                break
+            except Exception as e:
+                if "already exists" not in str(e).lower() and "TABLE_ALREADY_EXISTS" not in str(e):
+                    raise
+            holder = self._lock_holder(lock)
+            if holder is not None and _dead_here(holder):
+                self.client.command(f"drop table if exists {lock}")
+                continue
+            if time.monotonic() >= deadline:
+                raise RuntimeError(f"the ClickHouse lock {lock} is held by {holder or 'another writer'} since more than "
+                                   f"{self.lock_timeout_s:.0f} s: if that process is gone, drop the table {lock}")
+            time.sleep(pause)
+            pause = min(pause * 2, 1.0)
+        try:
+            yield
+        finally:
+            self.client.command(f"drop table if exists {lock}")
+
+    def _lock_holder(self, lock: str) -> str | None:
+        schema_table = lock.split(".", 1)[1].strip('"')
+        rows = self.client.query("select comment from system.tables where database = {db:String} and name = {t:String}",
+                                 parameters={"db": self.database, "t": schema_table}).result_rows
+        return rows[0][0] if rows else None
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+
+def _parquet(table: pa.Table) -> bytes:
+    import pyarrow.parquet as pq
+
+    buf = io.BytesIO()
+    pq.write_table(table, buf, compression="none")
+    return buf.getvalue()
+
+
+def _dead_here(holder: str) -> bool:
+    """A holder `host:pid` on this host whose process no longer exists."""
+    host, _, pid = holder.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False

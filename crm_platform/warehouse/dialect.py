@@ -1,0 +1,94 @@
+"""One text per transform: SQL is written once, in DuckDB's dialect, and runs on ClickHouse through
+SQLGlot. Parameters (`?` or `$name`) become typed literals in the tree, so values are never pasted
+into SQL text by hand."""
+from __future__ import annotations
+
+import math
+from datetime import date, datetime
+from functools import lru_cache
+from typing import Any, Mapping, Sequence
+
+import sqlglot
+from sqlglot import exp
+
+
+class UntranslatableSQL(ValueError):
+    """SQL that SQLGlot cannot carry over to ClickHouse: rewrite it in portable SQL."""
+
+
+def literal(value: Any) -> exp.Expression:
+    """A Python value as a SQL literal (ClickHouse types for dates and times)."""
+    if value is None:
+        return exp.Null()
+    if isinstance(value, bool):
+        return exp.Boolean(this=value)
+    if isinstance(value, (int, float)):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"cannot write {value!r} as a SQL literal")
+        return exp.Literal.number(repr(value))
+    if isinstance(value, datetime):
+        return exp.cast(exp.Literal.string(value.isoformat(sep=" ")), exp.DataType.build("DateTime64(6)", dialect="clickhouse"))
+    if isinstance(value, date):
+        return exp.cast(exp.Literal.string(value.isoformat()), exp.DataType.build("Date32", dialect="clickhouse"))
+    if isinstance(value, bytes):
+        return exp.Literal.string(value.decode("latin-1"))
+    if isinstance(value, str):
+        return exp.Literal.string(value)
+    if isinstance(value, (list, tuple)):
+        return exp.Array(expressions=[literal(v) for v in value])
+    raise TypeError(f"no SQL literal for {type(value).__name__}")
+
+
+@lru_cache(maxsize=512)
+def _parsed(sql: str) -> exp.Expression:
+    try:
+        trees = sqlglot.parse(sql, read="duckdb")
+    except sqlglot.errors.ParseError as e:
+        raise UntranslatableSQL(f"cannot parse as DuckDB SQL: {e}") from e
+    if len(trees) != 1 or trees[0] is None:
+        raise UntranslatableSQL("expected exactly one statement")
+    return trees[0]
+
+
+def _ordered_string_agg(node: exp.Expression) -> exp.Expression:
+    """string_agg(x, sep ORDER BY x) (ClickHouse's groupConcat takes no ORDER BY) as a sorted array
+    joined: arrayStringConcat(arraySort(groupArray(x)), sep); DISTINCT x keeps each value once."""
+    if not isinstance(node, exp.GroupConcat) or not isinstance(node.this, exp.Order):
+        return node
+    order = node.this
+    value, keys = order.this, order.expressions
+    distinct = isinstance(value, exp.Distinct)
+    if distinct:
+        value = value.expressions[0]
+    if len(keys) != 1 or keys[0].this != value:
+        raise UntranslatableSQL("string_agg ordered by anything but the aggregated value has no ClickHouse "
+                                "equivalent here: sort in a subquery, or in Python")
+    sort = "arrayReverseSort" if keys[0].args.get("desc") else "arraySort"
+    gather = "groupUniqArray" if distinct else "groupArray"
+    separator = node.args.get("separator") or exp.Literal.string(",")
+    return sqlglot.parse_one(f"arrayStringConcat({sort}({gather}({value.sql('clickhouse')})), "
+                             f"{separator.sql('clickhouse')})", read="clickhouse")
+
+
+def to_clickhouse(sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None) -> str:
+    """ClickHouse SQL for DuckDB-dialect `sql`, its parameters bound as literals."""
+    tree = _parsed(sql).copy().transform(_ordered_string_agg)
+    placeholders = list(tree.find_all(exp.Placeholder, bfs=False))  # depth first: in the order written
+    positional = iter(params) if isinstance(params, Sequence) and not isinstance(params, str) else None
+    for node in placeholders:
+        name = node.name
+        if name and name != "?":
+            if not isinstance(params, Mapping) or name not in params:
+                raise ValueError(f"no value for parameter ${name}")
+            node.replace(literal(params[name]))
+        else:
+            if positional is None:
+                raise ValueError("positional parameters need a sequence of values")
+            try:
+                node.replace(literal(next(positional)))
+            except StopIteration:
+                raise ValueError("fewer values than parameters") from None
+    try:
+        return tree.sql(dialect="clickhouse")
+    except sqlglot.errors.UnsupportedError as e:
+        raise UntranslatableSQL(str(e)) from e
