@@ -1,12 +1,16 @@
 """Ingest throughput and memory on canonical event files.
 
-    python benchmarks/bench_ingest.py [--small 200000] [--large 2000000]
+    python benchmarks/bench_ingest.py [--small 200000] [--large 2000000] [--engine duckdb|clickhouse|both]
 
 Lands a 200k-event and a 2M-event file of canonical events (in separate data directories), times
 `crm-platform materialize --select group:ingest` on each in a fresh process, and reports the marginal
 rate (events/s between the two, which cancels start-up cost) against DuckDB's own `read_json` of the
 large file into a table, measured in the same run, plus the peak RSS of the large ingest (the whole
 process tree, from wait4's rusage). Targets (issue 3): at least 0.5 x read_json, under 1.5 GiB.
+
+With --engine clickhouse (or both), the same two landings are ingested into a real ClickHouse server
+started for the run (crm_platform.warehouse.local_clickhouse, from the test extra's chdb-core), and
+its marginal rate is compared with DuckDB's on the same files.
 
 A second yardstick, the floor: the same file read by DuckDB itself (read_json, every field as JSON
 text) straight into a warehouse file's core.events, with nothing checked, hashed or deduplicated.
@@ -63,12 +67,12 @@ def timed(cmd: list[str], env: dict) -> tuple[float, float]:
     return seconds, usage.ru_maxrss / 1024 / 1024
 
 
-def ingest(n: int, seed: int, root: Path) -> tuple[Path, float, float]:
-    data = root / f"data{n}"
+def ingest(n: int, seed: int, root: Path, engine_env: dict | None = None) -> tuple[Path, float, float]:
+    data = root / f"data{n}-{(engine_env or {}).get('CLICKHOUSE_DATABASE', 'duckdb')}"
     f = data / "landing" / "events" / f"events-{n}.jsonl"
     f.parent.mkdir(parents=True)
     write_events(f, n, seed)
-    env = dict(os.environ, CRM_DATA_DIR=str(data), CRM_DUCKDB_PATH=str(data / "warehouse.duckdb"))
+    env = dict(os.environ, CRM_DATA_DIR=str(data), CRM_DUCKDB_PATH=str(data / "warehouse.duckdb"), **(engine_env or {}))
     cli = str(Path(sys.executable).with_name("crm-platform"))
     seconds, rss = timed([cli, "materialize", "--select", "group:ingest"], env)
     return f, seconds, rss
@@ -104,25 +108,42 @@ def floor_seconds(f: Path, root: Path) -> float:
     return float(subprocess.check_output([sys.executable, "-c", _FLOOR, str(f), str(root / "floor.duckdb")]).decode())
 
 
+def marginal(args, root: Path, engine_env: dict | None = None) -> tuple[float, float, float, float, Path]:
+    """(small seconds, large seconds, events/s between them, peak GiB of the large run, the large file)."""
+    _, s_small, _ = ingest(args.small, 1, root, engine_env)
+    f, s_large, rss = ingest(args.large, 2, root, engine_env)
+    return s_small, s_large, (args.large - args.small) / (s_large - s_small), rss, f
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--small", type=int, default=200_000)
     ap.add_argument("--large", type=int, default=2_000_000)
+    ap.add_argument("--engine", choices=["duckdb", "clickhouse", "both"], default="duckdb")
     args = ap.parse_args()
     root = Path(tempfile.mkdtemp(prefix="bench_ingest_"))
+    results = {}
     try:
-        _, s_small, _ = ingest(args.small, 1, root)
-        f, s_large, rss = ingest(args.large, 2, root)
+        if args.engine in ("duckdb", "both"):
+            results["duckdb"] = marginal(args, root)
+        if args.engine in ("clickhouse", "both"):
+            from crm_platform.warehouse.local_clickhouse import LocalClickHouse
+
+            with LocalClickHouse(root / "clickhouse") as server:
+                results["clickhouse"] = marginal(args, root, server.env("bench"))
+        f = next(iter(results.values()))[4]
         raw = read_json_seconds(f)
         floor = floor_seconds(f, root)
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    marginal = (args.large - args.small) / (s_large - s_small)
     raw_rate = args.large / raw
-    print(f"ingest {args.small:,} events: {s_small:.1f} s; {args.large:,} events: {s_large:.1f} s")
-    print(f"marginal ingest rate: {marginal:,.0f} events/s")
     print(f"reference, DuckDB read_json of the large file: {raw_rate:,.0f} events/s ({raw:.2f} s)")
-    print(f"ratio: {marginal / raw_rate:.2f} x read_json (target >= 0.5); peak RSS {rss:.2f} GiB (target < 1.5)")
+    for engine, (s_small, s_large, rate, rss, _) in results.items():
+        print(f"{engine}: ingest {args.small:,} events: {s_small:.1f} s; {args.large:,} events: {s_large:.1f} s; "
+              f"marginal {rate:,.0f} events/s = {rate / raw_rate:.2f} x read_json (target >= 0.5); "
+              f"peak RSS {rss:.2f} GiB (target < 1.5)")
+    if len(results) == 2:
+        print(f"clickhouse / duckdb marginal rate: {results['clickhouse'][2] / results['duckdb'][2]:.2f}")
     print(f"floor, read_json straight into core.events unchecked: {args.large / floor:,.0f} events/s "
           f"= {raw / floor:.2f} x read_json")
 

@@ -44,7 +44,7 @@ class TableDef:
     def clickhouse_name(self, database: str) -> str:
         return f'"{database}"."{self.schema}__{self.name}"'
 
-    def clickhouse_ddl(self, database: str, on_cluster: str | None = None) -> str:
+    def clickhouse_ddl(self, database: str) -> str:
         """A MergeTree: every column Nullable but arrays (ClickHouse has no NULL array), sorted by
         `order_by` (NULLs allowed in the key), partitioned by month of `partition_by`."""
         def column(c: str, t: str) -> str:
@@ -53,9 +53,8 @@ class TableDef:
             if c in self.low_cardinality:
                 ch = f"LowCardinality({ch})"
             return f'"{c}" {ch}' + (" CODEC(ZSTD(1))" if c in self.zstd else "")
-        cluster = f" ON CLUSTER {on_cluster}" if on_cluster else ""
-        order = ", ".join(f'"{c}"' for c in self.order_by) or ""
-        return (f"create table if not exists {self.clickhouse_name(database)}{cluster} "
+        order = ", ".join(f'"{c}"' for c in self.order_by)
+        return (f"create table if not exists {self.clickhouse_name(database)} "
                 f"({', '.join(column(c, t) for c, t in self.columns)}) engine = MergeTree"
                 + (f' partition by toYYYYMM("{self.partition_by}")' if self.partition_by else "")
                 # The window makes a repeated insert with the same insert_deduplication_token a no-op, as
@@ -74,7 +73,9 @@ EVENTS = TableDef("core", "events", (
     ("ingested_at", "timestamp"), ("source", "string"), ("producer_id", "string"), ("lead_id", "string"),
     ("canonical_lead_id", "string"), ("user_id", "string"), ("attributes", "json"), ("context", "json"),
     ("event_date", "date"), ("source_file", "string"), ("source_line", "bigint"), ("plan_version", "string"),
-), order_by=("event_date", "event_type", "lead_id", "occurred_at"), partition_by="event_date",
+    # ClickHouse sort key, by measurement (benchmarks/bench_clickhouse_layout.py): inside a month's
+    # partition, type then lead reads the fewest rows for touches of a date range and a lead's events.
+), order_by=("event_type", "lead_id", "occurred_at"), partition_by="event_date",
     zstd=("event_id", "attributes", "context"),
     low_cardinality=("event_type", "schema_version", "original_schema_version", "source", "producer_id", "source_file",
                      "plan_version"),

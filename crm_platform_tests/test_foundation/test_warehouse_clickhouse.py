@@ -34,7 +34,7 @@ def test_tables_are_named_schema__table_inside_the_database(wh):
         assert wh.table_exists(table.schema, table.name)
     assert not wh.table_exists("core", "nothing")
     ddl = wh.fetchall(f"select create_table_query from system.tables where database = '{wh.database}' and name = 'core__events'")[0][0]
-    assert "PARTITION BY toYYYYMM(event_date)" in ddl and "ORDER BY (event_date, event_type, lead_id, occurred_at)" in ddl
+    assert "PARTITION BY toYYYYMM(event_date)" in ddl and "ORDER BY (event_type, lead_id, occurred_at)" in ddl
     assert "LowCardinality(Nullable(String))" in ddl and "CODEC(ZSTD(1))" in ddl
 
 
