@@ -43,6 +43,8 @@ from crm_platform.ingest.sql_validation import (
     _by_vid,
     _is_string,
     _lit,
+    _local_time,
+    _offset_minutes,
     _pass_sql,
     _upgrade,
     _Version,
@@ -202,12 +204,8 @@ WHERE CASE WHEN fast THEN true ELSE {DIVERT_FUNCTION}(line_no, raw) END"""
                 for n in ("event_id", "event_type", "source", "producer_id", "lead_id", "user_id")]
         cols.append(f"CASE WHEN ok THEN {_unquote(self.j('schema_version'))} END AS original_schema_version")
         cols.append(f"CASE WHEN ok THEN {_by_vid({v.vid: _lit(v.et.current.version) for v in self.versions})} END AS schema_version")
-        cols.append(f"CASE WHEN ok THEN CASE WHEN ends_with({occ}, 'Z\"') THEN 0 ELSE "
-                    f"(CASE WHEN substring({occ}, strlen({occ}) - 6, 1) = '-' THEN -1 ELSE 1 END) * "
-                    f"(CAST(substring({occ}, strlen({occ}) - 5, 2) AS INTEGER) * 60 + "
-                    f"CAST(substring({occ}, strlen({occ}) - 2, 2) AS INTEGER)) END END AS occurred_at_offset_minutes")
-        cols.append(f"CASE WHEN ok THEN CAST(substring({occ}, 2, strlen({occ}) - CASE WHEN ends_with({occ}, 'Z\"') "
-                    f"THEN 3 ELSE 8 END) AS TIMESTAMP) END AS occurred_local")
+        cols.append(f"CASE WHEN ok THEN {_offset_minutes(occ)} END AS occurred_at_offset_minutes")
+        cols.append(f"CASE WHEN ok THEN {_local_time(occ)} END AS occurred_local")
         for i, slot in enumerate(self.slots):  # the JSON text of each PII slot's value, if a string
             container, key = slot.split(".", 1)
             if container == "context":

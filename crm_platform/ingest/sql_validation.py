@@ -252,6 +252,21 @@ def _show(v: str) -> str:
     return f"('''' || CASE WHEN length({s}) > 40 THEN left({s}, 40) || '\u2026' ELSE {s} END || '''')"
 
 
+def _offset_minutes(ts: str) -> str:
+    """The UTC offset in minutes of valid timestamp text `ts` (quoted, ASCII, no escapes)."""
+    return (f"CASE WHEN ends_with({ts}, 'Z\"') THEN 0 ELSE "
+            f"(CASE WHEN substring({ts}, strlen({ts}) - 6, 1) = '-' THEN -1 ELSE 1 END) * "
+            f"(CAST(substring({ts}, strlen({ts}) - 5, 2) AS INTEGER) * 60 + "
+            f"CAST(substring({ts}, strlen({ts}) - 2, 2) AS INTEGER)) END")
+
+
+def _local_time(ts: str) -> str:
+    """The local date-time of valid timestamp text `ts`, the fraction truncated to microseconds (the
+    offset comes off later)."""
+    return (f"CAST(substring({ts}, 2, strlen({ts}) - CASE WHEN ends_with({ts}, 'Z\"') THEN 3 ELSE 8 END) "
+            "AS TIMESTAMP)")
+
+
 def _calendar_ok(v: str) -> str:
     """For timestamp text `v` (quoted, format already checked): a real date, year 1 or later."""
     return (f"(substring({v}, 2, 4) <> '0000' AND (substring({v}, 10, 2) <= '28' OR "
@@ -887,13 +902,8 @@ FROM (SELECT *, vid IS NOT NULL AND n_failed = 0 AS ok,
         cols = [f"{s(n)} AS {n}" for n in ("event_id", "source", "producer_id", "lead_id", "user_id")]
         cols += ["CASE WHEN ok THEN s_et END AS event_type", "CASE WHEN ok THEN s_ver END AS original_schema_version"]
         cols.append(f"CASE WHEN ok THEN {self.by_vid({v.vid: _lit(v.et.current.version) for v in self.versions})} END AS schema_version")
-        cols.append(f"CASE WHEN ok THEN CASE WHEN ends_with({occ}, 'Z\"') THEN 0 ELSE "
-                    f"(CASE WHEN substring({occ}, strlen({occ}) - 6, 1) = '-' THEN -1 ELSE 1 END) * "
-                    f"(CAST(substring({occ}, strlen({occ}) - 5, 2) AS INTEGER) * 60 + "
-                    f"CAST(substring({occ}, strlen({occ}) - 2, 2) AS INTEGER)) END END AS occurred_at_offset_minutes")
-        # The local date-time (the fraction truncated to microseconds); the offset comes off below.
-        cols.append(f"CASE WHEN ok THEN CAST(substring({occ}, 2, strlen({occ}) - CASE WHEN ends_with({occ}, 'Z\"') "
-                    f"THEN 3 ELSE 8 END) AS TIMESTAMP) END AS occurred_local")
+        cols.append(f"CASE WHEN ok THEN {_offset_minutes(occ)} END AS occurred_at_offset_minutes")
+        cols.append(f"CASE WHEN ok THEN {_local_time(occ)} END AS occurred_local")
         upgraded = {v.vid: u for v in self.versions if (u := _upgraded_attrs(v)) is not None}
         cols.append(f"CASE WHEN ok THEN {self.by_vid(upgraded, 'attrs_json')} END AS attributes_up")
         cols.append("CASE WHEN ok THEN ctx_json END AS context_up")

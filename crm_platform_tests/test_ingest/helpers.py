@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import gzip
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import sqlglot
@@ -54,6 +56,17 @@ def ingest(data_dir: Path):
     """One ingest pass over data_dir/landing with the test key; returns the file outcomes."""
     with warehouse() as wh:
         return ingest_event_landing(wh, data_dir / "landing", load_plan(), KEY)
+
+
+def ingest_concurrently(data_dir: Path, runs: int = 3) -> list[int]:
+    """`runs` ingest passes started at once in separate processes; how many files each took."""
+    code = ("import sys, pathlib; from crm_platform_tests.test_ingest.helpers import ingest; "
+            "print(len(ingest(pathlib.Path(sys.argv[1]))))")
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(data_dir)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for _ in range(runs)]
+    outs = [p.communicate(timeout=600) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [o[1][-800:] for o in outs]
+    return [int(o[0]) for o in outs]
 
 
 def engine_sql(wh: Warehouse, sql: str) -> str:
