@@ -20,7 +20,7 @@ def test_the_real_plan_loads(plan):
     assert sorted(plan.event_types) == [
         "activity_logged", "campaign_touch", "consent_changed", "lead_created", "lead_merged", "lead_stage_changed",
         "lead_unmerged", "lead_updated", "manual_label", "model_score_computed", "opportunity_closed",
-        "opportunity_created",
+        "opportunity_created", "record_deleted",
     ]
     assert re.fullmatch(r"[0-9a-f]{12}", plan.version)
     assert lint_plan() == []
