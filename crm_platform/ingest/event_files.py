@@ -43,18 +43,24 @@ from crm_platform.warehouse.tables import (
     EVENTS, INGEST_LEDGER, INGEST_TABLES, LANDED_FILES, PII_QUARANTINE_PAYLOADS, PII_VAULT, QUARANTINE,
 )
 
-# A line's key carries its file's place in the group: file_idx << 40 | line_no.
+# A line's key carries its file's place in the group: file_idx << 40 | line_no. Lines made from a
+# source's records (source_files) carry the record number, and below it `sub_bits` for the event kind.
 LINE_BITS = 40
-_LINE = f"(line_no & {(1 << LINE_BITS) - 1})"
 _FILE_IDX = f"(line_no >> {LINE_BITS})"
 _FILE = f"$files[{_FILE_IDX} + 1]"
-# The columns of core.events that both paths fill from their SELECTs (the rest are the group's).
-_EVENT_SELECT = (
-    "event_id, event_type, schema_version, original_schema_version, occurred_at, occurred_at_offset_minutes, "
-    "$ingested_at, source, producer_id, lead_id, lead_id, user_id, attributes, context, event_date, "
-    f"{_FILE}, {_LINE}, $plan_version"
-)
 _EVENT_PARAMS = ("ingested_at", "files", "plan_version")
+
+
+def _line(sub_bits: int = 0) -> str:
+    """The source_line of a line key: the file's line, or its record's number."""
+    return f"((line_no & {(1 << LINE_BITS) - 1}) >> {sub_bits})"
+
+
+def _event_select(sub_bits: int = 0) -> str:
+    """The columns of core.events that both validation paths fill from their SELECTs (the rest are the group's)."""
+    return ("event_id, event_type, schema_version, original_schema_version, occurred_at, occurred_at_offset_minutes, "
+            "$ingested_at, source, producer_id, lead_id, lead_id, user_id, attributes, context, event_date, "
+            f"{_FILE}, {_line(sub_bits)}, $plan_version")
 
 
 def utc_now() -> datetime:
@@ -79,6 +85,7 @@ class _Read:
     file: LandedFile
     lines: int = 0
     records: int = 0
+    skipped: int = 0
     error: str | None = None
     sha: str = ""
     same_content: bool = False
@@ -106,8 +113,9 @@ class GroupIngest:
         self.target = target or InPlace()
         self.fast = FastPath(plan, pii_key)
         self.fast.attach(wh.con)
-        self._fast_sql = self.fast.sql("ingest_lines")
+        self._fast_sql: dict[str, str] = {}
         self._last_group_at = datetime.min
+        self.sub_bits = 0  # of the group in progress: 0 for event files
 
     def _group_at(self) -> datetime:
         t = max(utc_now(), self._last_group_at + timedelta(microseconds=1))
@@ -145,10 +153,17 @@ class GroupIngest:
         con = self.wh.con
         con.register("ingest_lines", pa.RecordBatchReader.from_batches(LINE_SCHEMA, _stream(reads)))
         try:
-            con.execute(f"insert into {self.wh.table_name('core', 'events')} ({', '.join(EVENTS.column_names)}) "
-                        f"select {_EVENT_SELECT} from ({self._fast_sql})", _only(params, _EVENT_PARAMS))
+            self._insert_fast_from("ingest_lines", params)
         finally:
             con.unregister("ingest_lines")
+
+    def _insert_fast_from(self, relation: str, params: dict) -> None:
+        """One INSERT of the fast path's events of the lines of `relation` (line_no, raw)."""
+        if relation not in self._fast_sql:
+            self._fast_sql[relation] = self.fast.sql(relation)
+        self.wh.con.execute(f"insert into {self.wh.table_name('core', 'events')} ({', '.join(EVENTS.column_names)}) "
+                            f"select {_event_select(self.sub_bits)} from ({self._fast_sql[relation]})",
+                            _only(params, _EVENT_PARAMS))
 
     def _validate_diverted(self) -> pa.Table:
         """The exact validation of the lines the fast path did not take (temp table ingest_exact);
@@ -163,9 +178,9 @@ class GroupIngest:
             con.unregister("ingest_diverted")
         return diverted
 
-    def _drop_known_content(self, reads: list[_Read], params: dict) -> None:
-        """A file whose content was ingested before (in the ledger, or earlier in this group) adds
-        nothing: its fast-path events are taken out again, and its diverted lines forgotten."""
+    def _mark_known_content(self, reads: list[_Read]) -> list[int]:
+        """Marks the files whose content was ingested before (in the ledger, or earlier in this group):
+        they add nothing. Returns their indexes."""
         t = self.wh.table_name
         self.target.mirror_contents([r.sha for r in reads])
         known = {r[0] for r in self.wh.fetchall(f"select sha256 from {t('core', 'ingest_ledger')} "
@@ -176,6 +191,13 @@ class GroupIngest:
                 read.same_content = True
                 dropped.append(idx)
             known.add(read.sha)
+        return dropped
+
+    def _drop_known_content(self, reads: list[_Read], params: dict) -> None:
+        """Files of known content add nothing: their fast-path events are taken out again, and their
+        diverted lines forgotten."""
+        t = self.wh.table_name
+        dropped = self._mark_known_content(reads)
         if dropped:
             self.wh.execute(f"delete from {t('core', 'events')} where ingested_at = $ingested_at "
                             "and source_file in (select unnest($dropped))",
@@ -187,17 +209,18 @@ class GroupIngest:
         t = self.wh.table_name
         wh = self.wh
         wh.execute(f"insert into {t('core', 'events')} ({', '.join(EVENTS.column_names)}) "
-                   f"select {_EVENT_SELECT} from ingest_exact where ok order by line_no", _only(params, _EVENT_PARAMS))
+                   f"select {_event_select(self.sub_bits)} from ingest_exact where ok order by line_no",
+                   _only(params, _EVENT_PARAMS))
         wh.execute(f"""
             insert into {t('core', 'quarantine')} ({', '.join(QUARANTINE.column_names)})
-            select {_FILE}, {_LINE}, redacted_raw, reasons, list_transform(reasons, lambda r: split_part(r, ':', 1)),
+            select {_FILE}, {_line(self.sub_bits)}, redacted_raw, reasons, list_transform(reasons, lambda r: split_part(r, ':', 1)),
                    $ingested_at, $plan_version, $shas[{_FILE_IDX} + 1]
             from ingest_exact where not ok order by line_no""", params)
         wh.con.register("ingest_diverted", diverted)
         try:
             wh.execute(f"""
                 insert into {t('pii', 'quarantine_payloads')} ({', '.join(PII_QUARANTINE_PAYLOADS.column_names)})
-                select {_FILE}, {_LINE}, $shas[{_FILE_IDX} + 1], {STRIP_LINE_END_SQL}
+                select {_FILE}, {_line(self.sub_bits)}, $shas[{_FILE_IDX} + 1], {STRIP_LINE_END_SQL}
                 from ingest_diverted semi join (select line_no from ingest_exact where not ok) using (line_no)
                 order by line_no""", _only(params, ("files", "shas")))
         finally:
@@ -233,8 +256,9 @@ class GroupIngest:
         self.wh.execute("drop table ingest_duplicates")
         return counts
 
-    def _insert_vault(self, params: dict) -> None:
-        """Every PII value the group's events and quarantined lines hold, once per hash."""
+    def _insert_vault(self, params: dict, extra: str | None = None) -> None:
+        """Every PII value the group's events and quarantined lines hold, once per hash (and those of
+        relation `extra`'s pii_values)."""
         t = self.wh.table_name
         con = self.wh.con
         con.register("ingest_vault_pairs", self.fast.hasher.drain())
@@ -243,7 +267,9 @@ class GroupIngest:
                 create or replace temp table ingest_pairs as
                 select field, value, hash from ingest_vault_pairs
                 union all
-                select p.field, p.value, p.hash from (select unnest(pii_values) p from ingest_exact)""")
+                select p.field, p.value, p.hash from (select unnest(pii_values) p from ingest_exact)"""
+                        + (f" union all select p.field, p.value, p.hash from (select unnest(pii_values) p from {extra})"
+                           if extra else ""))
         finally:
             con.unregister("ingest_vault_pairs")
         self.target.mirror_vault(self.wh.fetch_arrow("select distinct hash from ingest_pairs").column(0))
@@ -258,11 +284,11 @@ class GroupIngest:
         t = self.wh.table_name
         finished = utc_now()
         ledger = [[o.source_file, o.sha256, o.records_read, o.events_accepted, o.events_duplicate, o.records_quarantined,
-                   o.status, o.error, r.lines, r.file.size, self.plan.version, started, finished]
+                   o.status, o.error, r.lines, r.file.size, self.plan.version, started, finished, r.skipped]
                   for r, o in zip(reads, outcomes) if not r.same_content]
         if ledger:
             self.wh.con.executemany(f"insert into {t('core', 'ingest_ledger')} ({', '.join(INGEST_LEDGER.column_names)}) "
-                                    "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", ledger)
+                                    f"values ({', '.join('?' * len(INGEST_LEDGER.columns))})", ledger)
         self.wh.con.executemany(f"insert into {t('core', 'landed_files')} ({', '.join(LANDED_FILES.column_names)}) "
                                 "values (?, ?, ?, ?, ?, ?)",
                                 [[r.file.relative, r.file.size, r.file.mtime_ns, r.sha,

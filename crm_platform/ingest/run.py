@@ -1,15 +1,18 @@
-"""Ingest every landed event file version not seen before, oldest path first."""
+"""Ingest every landed file version not seen before, oldest path first: canonical event files, then
+each source mapping's CDC or export files (`crm_platform/sources/mappings/`)."""
 from __future__ import annotations
 
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Sequence
 
-from crm_platform.ingest.event_files import FileOutcome, GroupIngest, ensure_ingest_tables
+from crm_platform.ingest.event_files import FileOutcome, ensure_ingest_tables
 from crm_platform.ingest.landing import LandedFile, list_event_files
+from crm_platform.ingest.source_files import SourceIngest, list_source_files
 from crm_platform.ingest.targets import InPlace, Published, recover
 from crm_platform.plan.model import TrackingPlan
+from crm_platform.sources.mapping import SourceMapping, load_mappings
 from crm_platform.warehouse import DuckDBWarehouse, Warehouse
 
 # A group of files shares one transaction and one streaming INSERT (DuckDB appends far faster in one
@@ -20,11 +23,10 @@ GROUP_MAX_FILES = 2000
 GZIP_RATIO = 8
 
 
-def new_event_files(wh: Warehouse, landing_dir: Path) -> list[LandedFile]:
-    """Landed event files whose (path, size, mtime) the warehouse has not recorded."""
-    ensure_ingest_tables(wh)
+def new_files(wh: Warehouse, files: list[LandedFile]) -> list[LandedFile]:
+    """The files whose (path, size, mtime) the warehouse has not recorded."""
     known = set(wh.fetchall(f"select source_file, file_size, file_mtime_ns from {wh.table_name('core', 'landed_files')}"))
-    return [f for f in list_event_files(landing_dir) if (f.relative, f.size, f.mtime_ns) not in known]
+    return [f for f in files if (f.relative, f.size, f.mtime_ns) not in known]
 
 
 def file_groups(files: list[LandedFile]) -> Iterator[list[LandedFile]]:
@@ -42,33 +44,38 @@ def file_groups(files: list[LandedFile]) -> Iterator[list[LandedFile]]:
         yield group
 
 
-def ingest_event_landing(wh: Warehouse, landing_dir: Path, plan: TrackingPlan, pii_key: bytes,
-                         on_file: Callable[[FileOutcome], None] | None = None) -> list[FileOutcome]:
+def ingest_landing(wh: Warehouse, landing_dir: Path, plan: TrackingPlan, pii_key: bytes,
+                   on_file: Callable[[FileOutcome], None] | None = None,
+                   mappings: Sequence[SourceMapping] | None = None) -> list[FileOutcome]:
     """Each group of new files commits on its own, so a crash loses at most the group in progress
     (and leaves no trace of it: a transaction on DuckDB, `targets.recover` elsewhere); the next run
     picks it up again. On DuckDB the work happens in the warehouse; on another engine, in a scratch
-    DuckDB next to nothing but a temporary directory, published group by group."""
+    DuckDB in a temporary directory, published group by group."""
+    mappings = load_mappings(plan) if mappings is None else mappings
     with wh.exclusive("ingest"):
-        if isinstance(wh, DuckDBWarehouse):
-            return _ingest(wh, InPlace(), wh, landing_dir, plan, pii_key, on_file)
         ensure_ingest_tables(wh)
+        if isinstance(wh, DuckDBWarehouse):
+            return _ingest(wh, InPlace(), wh, landing_dir, plan, pii_key, on_file, mappings)
         recover(wh)
         with tempfile.TemporaryDirectory(prefix="crm-ingest-") as tmp, DuckDBWarehouse(Path(tmp) / "scratch.duckdb") as scratch:
             ensure_ingest_tables(scratch)
-            return _ingest(scratch, Published(wh, scratch), wh, landing_dir, plan, pii_key, on_file)
+            return _ingest(scratch, Published(wh, scratch), wh, landing_dir, plan, pii_key, on_file, mappings)
 
 
 def _ingest(compute: DuckDBWarehouse, target: InPlace, wh: Warehouse, landing_dir: Path, plan: TrackingPlan,
-            pii_key: bytes, on_file: Callable[[FileOutcome], None] | None) -> list[FileOutcome]:
+            pii_key: bytes, on_file: Callable[[FileOutcome], None] | None,
+            mappings: Sequence[SourceMapping]) -> list[FileOutcome]:
     outcomes: list[FileOutcome] = []
-    files = new_event_files(wh, landing_dir)
-    if not files:
+    work = [(None, new_files(wh, list_event_files(landing_dir)))]
+    work += [(m, new_files(wh, list_source_files(landing_dir, m))) for m in mappings]
+    if not any(files for _, files in work):
         return outcomes
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sha256") as hasher:
-        ingest = GroupIngest(compute, plan, pii_key, hasher, target)
-        for group in file_groups(files):
-            for outcome in ingest(group):
-                outcomes.append(outcome)
-                if on_file:
-                    on_file(outcome)
+        ingest = SourceIngest(compute, plan, pii_key, hasher, target)
+        for mapping, files in work:
+            for group in file_groups(files):
+                for outcome in (ingest(group) if mapping is None else ingest.ingest_source(group, mapping)):
+                    outcomes.append(outcome)
+                    if on_file:
+                        on_file(outcome)
     return outcomes

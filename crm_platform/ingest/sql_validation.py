@@ -548,6 +548,21 @@ def compile_ingest_sql(plan: TrackingPlan, lines_relation: str, pii_key: bytes, 
     return sql, {"pii_ipad": ipad, "pii_opad": opad}
 
 
+def compile_redaction_sql(relation: str, pii_key: bytes) -> tuple[str, dict[str, bytes]]:
+    """(SELECT, parameters) redacting records that never became events (a malformed CDC message, a
+    broken export row): over `relation` (line_no, raw BLOB, reason), each record's text and reason
+    with e-mail- and phone-looking runs replaced by their hashes, as for a rejected line, and the clear
+    values for the vault: line_no, redacted_raw, reason, pii_values."""
+    ipad, opad = hmac_pads(pii_key)
+    red = _Compiler.redact
+    sql = f"""SELECT line_no, {red('src', 'red')} AS redacted_raw, {red('reason', 'red')} AS reason,
+    list_transform(red, lambda _p: {{'field': 'raw_record', 'hash': _p.hash, 'value': _p.value}}) AS pii_values
+FROM (SELECT *, {_Compiler.redaction_pairs()} AS red
+      FROM (SELECT line_no, raw, reason, false AS ok, coalesce(try(decode(raw)), {_Compiler.lossy()}) AS src,
+                   src || chr(10) || reason AS red_src FROM {relation}))"""
+    return sql, {"pii_ipad": ipad, "pii_opad": opad}
+
+
 def run_validation(con, plan: TrackingPlan, lines_relation: str, pii_key: bytes,
                    table: str = "validated", *, temp: bool = True, raw_text_of_ok_rows: bool = False) -> str:
     """`create or replace [temp] table <table> as` the validation of `lines_relation` on DuckDB

@@ -35,6 +35,8 @@ class InPlace:
 
     def mirror_vault(self, hashes: pa.Array) -> None: ...
 
+    def mirror_source_records(self, system: str, obj: str, keys: pa.Array) -> None: ...
+
     def publish(self, group_at: datetime) -> None: ...
 
 
@@ -68,6 +70,18 @@ class Published(InPlace):
                                         tables={"group_hashes": pa.table({"pii_hash": hashes})})
         self._insert_marked("pii", "vault", known, "first_seen_at")
 
+    def mirror_source_records(self, system: str, obj: str, keys: pa.Array) -> None:
+        """The newest state the warehouse holds of each of the group's source records."""
+        if not len(keys):
+            return
+        known = self.target.fetch_arrow(f"""
+            select * from {self.target.table_name('pii', 'source_records')}
+            where source_system = ? and source_object = ? and source_id in (select source_id from group_keys)
+            qualify row_number() over (partition by source_id order by updated_at desc) = 1""", [system, obj],
+            tables={"group_keys": pa.table({"source_id": keys.cast(pa.string())})})
+        if known.num_rows:
+            self.scratch.insert_arrow("pii", "source_records", known)
+
     def _insert_marked(self, schema: str, table: str, rows: pa.Table, marker: str) -> None:
         if rows.num_rows:
             self.scratch.insert_arrow(schema, table, rows.append_column(marker, pa.array([MIRRORED] * rows.num_rows,
@@ -80,6 +94,7 @@ class Published(InPlace):
         token = group_at.isoformat()
         for schema, table, where in (("core", "events", "ingested_at = $at"), ("core", "quarantine", "true"),
                                      ("pii", "quarantine_payloads", "true"), ("pii", "vault", "first_seen_at = $at"),
+                                     ("pii", "source_records", "updated_at = $at"),
                                      ("core", "ingest_ledger", "started_at = $at"), ("core", "landed_files", "true")):
             sql = f"select * from {s(schema, table)} where {where}"
             reader = self.scratch.con.sql(sql, params={"at": group_at} if "$at" in where else None).to_arrow_reader(_CHUNK_ROWS)

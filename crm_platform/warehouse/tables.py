@@ -36,6 +36,9 @@ class TableDef:
     zstd: tuple[str, ...] = ()
     # Columns with few distinct values (types, sources, versions, files): LowCardinality in ClickHouse.
     low_cardinality: tuple[str, ...] = ()
+    # A table updated in place (one row per key, the newest wins): ClickHouse keeps it as a
+    # ReplacingMergeTree on this version column, and readers take the newest row per key.
+    replacing: str | None = None
 
     @property
     def column_names(self) -> tuple[str, ...]:
@@ -49,13 +52,14 @@ class TableDef:
         `order_by` (NULLs allowed in the key), partitioned by month of `partition_by`."""
         def column(c: str, t: str) -> str:
             ch = CLICKHOUSE_TYPES[t]
-            ch = ch if t.endswith("[]") else f"Nullable({ch})"
+            ch = ch if t.endswith("[]") or c == self.replacing else f"Nullable({ch})"  # a version is never NULL
             if c in self.low_cardinality:
                 ch = f"LowCardinality({ch})"
             return f'"{c}" {ch}' + (" CODEC(ZSTD(1))" if c in self.zstd else "")
         order = ", ".join(f'"{c}"' for c in self.order_by)
         return (f"create table if not exists {self.clickhouse_name(database)} "
-                f"({', '.join(column(c, t) for c, t in self.columns)}) engine = MergeTree"
+                f"({', '.join(column(c, t) for c, t in self.columns)}) engine = "
+                + (f'ReplacingMergeTree("{self.replacing}")' if self.replacing else "MergeTree")
                 + (f' partition by toYYYYMM("{self.partition_by}")' if self.partition_by else "")
                 # The window makes a repeated insert with the same insert_deduplication_token a no-op, as
                 # a ReplicatedMergeTree does by itself.
@@ -91,9 +95,10 @@ INGEST_LEDGER = TableDef("core", "ingest_ledger", (
     ("source_file", "string"), ("sha256", "string"), ("records_read", "bigint"), ("events_accepted", "bigint"),
     ("events_duplicate", "bigint"), ("records_quarantined", "bigint"), ("status", "string"), ("error", "string"),
     ("lines_read", "bigint"), ("file_bytes", "bigint"), ("plan_version", "string"), ("started_at", "timestamp"),
-    ("finished_at", "timestamp"),
+    ("finished_at", "timestamp"), ("records_skipped", "bigint"),
 ), order_by=("sha256",),
-    description="One row per landed file content: records_read = events_accepted + events_duplicate + records_quarantined.")
+    description="One row per landed file content: records_read = events_accepted + events_duplicate + "
+                "records_quarantined; records_skipped counts what is no record (Debezium tombstones).")
 
 LANDED_FILES = TableDef("core", "landed_files", (
     ("source_file", "string"), ("file_size", "bigint"), ("file_mtime_ns", "bigint"), ("sha256", "string"),
@@ -111,4 +116,13 @@ PII_QUARANTINE_PAYLOADS = TableDef("pii", "quarantine_payloads", (
 ), order_by=("source_file", "source_line"),
     description="The exact bytes of each quarantined record (line end removed), clear, for replay.")
 
-INGEST_TABLES = (EVENTS, QUARANTINE, INGEST_LEDGER, LANDED_FILES, PII_VAULT, PII_QUARANTINE_PAYLOADS)
+SOURCE_RECORDS = TableDef("pii", "source_records", (
+    ("source_system", "string"), ("source_object", "string"), ("source_id", "string"), ("lead_id", "string"),
+    ("position_a", "bigint"), ("position_b", "bigint"), ("state", "json"), ("deleted", "boolean"),
+    ("source_file", "string"), ("updated_at", "timestamp"),
+), order_by=("source_system", "source_object", "source_id"), low_cardinality=("source_system", "source_object"),
+    replacing="updated_at",
+    description="The last known state of every CDC row and export record, clear (so in the pii schema): what "
+                "the next change or export is diffed against, and the identity graph's source records.")
+
+INGEST_TABLES = (EVENTS, QUARANTINE, INGEST_LEDGER, LANDED_FILES, PII_VAULT, PII_QUARANTINE_PAYLOADS, SOURCE_RECORDS)

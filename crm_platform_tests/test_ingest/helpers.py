@@ -10,7 +10,7 @@ from pathlib import Path
 import sqlglot
 from sqlglot import exp
 
-from crm_platform.ingest.run import ingest_event_landing
+from crm_platform.ingest.run import ingest_landing
 from crm_platform.plan.loader import load_plan
 from crm_platform.settings import Settings
 from crm_platform.warehouse import DuckDBWarehouse, Warehouse, open_warehouse
@@ -55,7 +55,7 @@ def warehouse(read_only: bool = False) -> Warehouse:
 def ingest(data_dir: Path):
     """One ingest pass over data_dir/landing with the test key; returns the file outcomes."""
     with warehouse() as wh:
-        return ingest_event_landing(wh, data_dir / "landing", load_plan(), KEY)
+        return ingest_landing(wh, data_dir / "landing", load_plan(), KEY)
 
 
 def ingest_concurrently(data_dir: Path, runs: int = 3) -> list[int]:

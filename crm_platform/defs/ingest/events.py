@@ -5,7 +5,7 @@ import dagster as dg
 from crm_platform.defs.conventions import ENGINE, WAREHOUSE_POOL, markdown_table, table_metadata
 from crm_platform.defs.resources import WarehouseResource
 from crm_platform.ingest import checks
-from crm_platform.ingest.run import ingest_event_landing
+from crm_platform.ingest.run import ingest_landing
 from crm_platform.plan.loader import load_plan
 
 EVENTS = dg.AssetKey(["core", "events"])
@@ -87,7 +87,7 @@ def event_log(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
         )
 
     with warehouse.open() as wh:
-        outcomes = ingest_event_landing(wh, settings.landing_dir, plan, settings.pii_key(), on_file=on_file)
+        outcomes = ingest_landing(wh, settings.landing_dir, plan, settings.pii_key(), on_file=on_file)
         run_files = markdown_table(checks.outcomes_table(outcomes)) if outcomes else "no new file"
         yield dg.MaterializeResult(
             asset_key=EVENTS,

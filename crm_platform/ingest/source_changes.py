@@ -1,0 +1,310 @@
+"""Change records of a source (Debezium messages, rows of a full export) into canonical event lines.
+
+Both kinds become one table of changes (`ingest_changes`): a record's key, its position (the log
+position of a change, or the export's as-of instant), the operation (c, u, d, or r for a snapshot
+row or an export row) and the record's values as JSON texts, typed as the mapping says. Against the
+last known state of each record (`pii.source_records`, holding clear values: the pii schema), in
+position order:
+
+- a record seen for the first time gives the mapping's `created` event (every mapped property,
+  unmapped columns kept as attributes, the source ids in `external_ids`);
+- a record whose compared columns changed gives `updated` (changed fields only), `stage_changed`
+  (from, to) when its stage column changed, `closed` (won or lost) when it moved into a closing
+  value; nothing changed, nothing emitted;
+- a deletion gives `deleted`;
+- a change at or before the record's known position (a redelivery, a replay, a snapshot of what was
+  already seen) gives nothing.
+
+Event ids are `<system>:<object>:<key>:<position>:<kind>`: the same change, delivered or landed
+again, always has the same id, and the ingest's duplicate check drops it. The event lines then take
+the one validation path every event takes (`fast_validation`, `sql_validation`).
+
+A record's line key is `file_idx << 40 | record_no << 3 | kind` (kind 0-3), so each event still
+names the file and record it came from.
+"""
+from __future__ import annotations
+
+import json
+import re
+
+from crm_platform.plan.model import TrackingPlan
+from crm_platform.sources.mapping import Column, SourceMapping
+
+SUB_BITS = 3
+KIND_CREATED, KIND_UPDATED, KIND_STAGE, KIND_CLOSED = 0, 1, 2, 3
+
+
+def _lit(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def attribute_key(column: str) -> str:
+    """An unmapped column's attribute name: `Number of Seats` -> `number_of_seats`."""
+    return re.sub(r"[^0-9a-z]+", "_", column.lower()).strip("_") or "column"
+
+
+class ChangeCompiler:
+    """The SQL of one mapping. Column values are named `c<i>` inside, whatever the source calls them."""
+
+    def __init__(self, mapping: SourceMapping, plan: TrackingPlan):
+        self.m, self.plan = mapping, plan
+        self.cols = mapping.columns
+        self.index = {c.name: i for i, c in enumerate(self.cols)}
+
+    def c(self, name: str) -> str:
+        return f"c{self.index[name]}"
+
+    # -- extraction ------------------------------------------------------------------------------
+
+    def debezium(self, lines: str) -> str:
+        """`lines` (line_no, raw BLOB with its line end) of Debezium JSON: one change per message,
+        with or without the schema/payload wrapper; `bad` says why a line is no change (tombstones
+        are `tombstone`)."""
+        values = ", ".join(f"{self._json_value(c, 'row_json -> ' + _lit('$.' + json.dumps(c.name)))} AS c{i}"
+                           for i, c in enumerate(self.cols))
+        key_path = _lit("$." + json.dumps(self.m.key))
+        # Records keep their place in the line key, below the event kind: file | line << SUB_BITS.
+        rec = f"((line_no >> 40) << 40) + ((line_no & {(1 << 40) - 1}) << {SUB_BITS})"
+        return f"""
+WITH src AS (SELECT {rec} AS rec, raw, trim(try(decode(raw)), chr(32) || chr(9) || chr(13) || chr(10)) AS txt
+             FROM {lines}),
+     parsed AS (
+  SELECT rec, raw, txt,
+         CASE WHEN txt IS NULL THEN 'invalid_utf8: the line is not UTF-8'
+              WHEN txt = 'null' THEN 'tombstone'
+              WHEN NOT json_valid(txt) THEN 'invalid_json: the line is not valid JSON'
+              WHEN NOT starts_with(txt, '{{') THEN 'not_an_object: a Debezium message is a JSON object' END AS bad0,
+         CASE WHEN json_valid(txt) AND starts_with(txt, '{{') THEN
+              CASE WHEN json_exists(txt, '$.payload') AND json_exists(txt, '$.schema') THEN json_extract(txt, '$.payload')
+                   ELSE json(txt) END END AS p
+  FROM src),
+     msg AS (
+  SELECT *, p ->> '$.op' AS op,
+         try_cast(p ->> '$.source.lsn' AS BIGINT) AS lsn,
+         try_cast(coalesce(p ->> '$.source.ts_ms', p ->> '$.ts_ms') AS BIGINT) AS ts_ms,
+         CASE WHEN p ->> '$.op' = 'd' THEN p -> '$.before' ELSE p -> '$.after' END AS row_json
+  FROM parsed)
+SELECT rec, raw, op, lsn AS pos_a, rec AS pos_b, row_json ->> {key_path} AS key,
+       make_timestamp(ts_ms * 1000) AS commit_ts, NULL::VARCHAR AS extra, {values},
+       CASE WHEN bad0 IS NOT NULL THEN bad0
+            WHEN op IS NULL OR op NOT IN ('c', 'u', 'd', 'r') THEN 'cdc_unknown_op: op ' || coalesce(op, 'null')
+                 || ' is not one of c, u, d, r'
+            WHEN row_json IS NULL OR json_type(row_json) <> 'OBJECT' THEN 'cdc_missing_row: no ' ||
+                 CASE WHEN op = 'd' THEN 'before' ELSE 'after' END || ' row'
+            WHEN (row_json ->> {key_path}) IS NULL THEN 'cdc_missing_key: the row has no ' || {_lit(self.m.key)}
+            WHEN lsn IS NULL THEN 'cdc_missing_position: no source.lsn' END AS bad
+FROM msg"""
+
+    def csv(self, file_sql: str, header: list[str], rec_base: int, as_of_sql: str) -> str:
+        """One export file's rows (`file_sql` a read_csv/read_parquet with ordinality); `header` the
+        file's columns. Unmapped columns become the `extra` attributes."""
+        present = set(header)
+        values = ", ".join(f"{self._text_value(c, _ident(c.name)) if c.name in present else 'NULL'} AS c{i}"
+                           for i, c in enumerate(self.cols))
+        mapped = {c.name for c in self.cols}
+        extras = [h for h in header if h not in mapped]
+        if extras:
+            members = ", ".join(f"CASE WHEN nullif({_ident(h)}, '') IS NOT NULL THEN {_lit(json.dumps(attribute_key(h)) + ':')}"
+                                f" || to_json({_ident(h)}) END" for h in extras)
+            extra = f"nullif(concat_ws(',', {members}), '')"
+        else:
+            extra = "NULL"
+        return f"""
+SELECT {rec_base} + (rec_no << {SUB_BITS}) AS rec, NULL::BLOB AS raw, 'r' AS op,
+       epoch_us({as_of_sql}) AS pos_a, {rec_base} + rec_no AS pos_b, nullif({_ident(self.m.key)}, '') AS key,
+       {as_of_sql} AS commit_ts, {extra} AS extra, {values},
+       CASE WHEN nullif({_ident(self.m.key)}, '') IS NULL THEN 'missing_key: the row has no ' || {_lit(self.m.key)} END AS bad
+FROM {file_sql}"""
+
+    def _json_value(self, c: Column, j: str) -> str:
+        """JSON text of a Debezium row field, typed as `c` says (NULL when absent or null)."""
+        v = f"CASE WHEN json_type({j}) = 'NULL' THEN NULL ELSE CAST({j} AS VARCHAR) END"
+        if c.type == "timestamp_micros":
+            return (f"CASE WHEN try_cast({j} AS BIGINT) IS NOT NULL THEN '\"' || "
+                    f"strftime(make_timestamp(CAST({j} AS BIGINT)), '%Y-%m-%dT%H:%M:%S.%fZ') || '\"' ELSE {v} END")
+        if c.type == "string":
+            v = f"CASE WHEN json_type({j}) IN ('BIGINT', 'UBIGINT', 'DOUBLE') THEN to_json(CAST({j} AS VARCHAR)) ELSE {v} END"
+        return self._mapped(c, v, json_text=True)
+
+    def _text_value(self, c: Column, x: str) -> str:
+        """JSON text of an export's text cell `x`, typed as `c` says; empty is absent; a value that does
+        not convert stays a string, for the validation to name."""
+        x = f"nullif({x}, '')"
+        if c.type == "integer":
+            v = f"coalesce(CAST(try_cast({x} AS BIGINT) AS VARCHAR), to_json({x}))"
+        elif c.type == "number":
+            v = f"coalesce(CASE WHEN isfinite(try_cast({x} AS DOUBLE)) THEN CAST(try_cast({x} AS DOUBLE) AS VARCHAR) END, to_json({x}))"
+        elif c.type == "boolean":
+            v = (f"CASE lower({x}) WHEN 'true' THEN 'true' WHEN 'yes' THEN 'true' WHEN '1' THEN 'true' WHEN 'false' THEN 'false' "
+                 f"WHEN 'no' THEN 'false' WHEN '0' THEN 'false' ELSE to_json({x}) END")
+        elif c.type == "timestamp":
+            parsed = f"try_strptime({x}, {_lit(c.format or '%Y-%m-%dT%H:%M:%S')})"
+            zone = _lit(c.timezone or "UTC")
+            v = (f"CASE WHEN {parsed} IS NOT NULL THEN '\"' || strftime(({parsed} AT TIME ZONE {zone}) AT TIME ZONE 'UTC', "
+                 f"'%Y-%m-%dT%H:%M:%SZ') || '\"' ELSE to_json({x}) END")
+        elif c.type == "list":
+            v = f"to_json(list_filter(string_split({x}, {_lit(c.separator)}), lambda _s: _s <> ''))"
+        elif c.type == "json":
+            v = f"CASE WHEN json_valid({x}) THEN CAST(json({x}) AS VARCHAR) ELSE to_json({x}) END"
+        else:
+            v = f"to_json({x})"
+        return self._mapped(c, v, json_text=False, raw=x)
+
+    @staticmethod
+    def _mapped(c: Column, v: str, json_text: bool, raw: str | None = None) -> str:
+        """`values`: a source value (its text) becomes the listed one; null drops it."""
+        if not c.values:
+            return v
+        key = f"json_extract_string({v}, '$')" if json_text or raw is None else raw
+        whens = " ".join(f"WHEN {_lit(str(k))} THEN {'NULL' if out is None else _lit(json.dumps(out, ensure_ascii=False))}"
+                         for k, out in c.values.items())
+        return f"(CASE {key} {whens} ELSE {v} END)"
+
+    # -- state and events ------------------------------------------------------------------------
+
+    def state_spec(self) -> str:
+        return _lit(json.dumps({c.name: "JSON" for c in self.cols}))
+
+    def state_json(self, values: str) -> str:
+        """The record's state as a JSON object {column: value}, from struct `values` of c<i> texts."""
+        members = ", ".join(f"CASE WHEN {values}.c{i} IS NOT NULL THEN {_lit(json.dumps(c.name) + ':')} || {values}.c{i} END"
+                            for i, c in enumerate(self.cols))
+        return f"'{{' || concat_ws(',', {members}) || '}}'"
+
+    def changes(self, changes: str, state: str) -> str:
+        """The fresh changes of `changes` (replays dropped) in position order with each one's
+        previous values `pv` (NULL for a record never seen): the rows events are made of."""
+        m = self.m
+        struct = "{" + ", ".join(f"'c{i}': c{i}" for i in range(len(self.cols))) + "}"
+        prev_struct = "{" + ", ".join(f"'c{i}': CAST(s_state -> {_lit('$.' + json.dumps(c.name))} AS VARCHAR)"
+                                      for i, c in enumerate(self.cols)) + "}"
+        return f"""
+WITH j AS (
+  SELECT c.*, {struct} AS v, s.state AS s_state, s.position_a AS s_pos, s.lead_id AS s_lead, s.deleted AS s_deleted
+  FROM {changes} c LEFT JOIN {state} s
+    ON s.source_system = {_lit(m.source_system)} AND s.source_object = {_lit(m.object)} AND s.source_id = c.key
+  WHERE c.bad IS NULL),
+fresh AS (
+  SELECT * FROM j WHERE s_pos IS NULL OR pos_a > s_pos
+  QUALIFY row_number() OVER (PARTITION BY key, pos_a ORDER BY pos_b) = 1),
+ordered AS (
+  SELECT *, lag(v) OVER w AS lag_v, row_number() OVER w AS nth, lag(op) OVER w AS lag_op
+  FROM fresh WINDOW w AS (PARTITION BY key ORDER BY pos_a, pos_b))
+SELECT * EXCLUDE (lag_v), CASE WHEN nth = 1 THEN CASE WHEN s_state IS NOT NULL THEN {prev_struct} END ELSE lag_v END AS pv,
+       CASE WHEN nth = 1 THEN coalesce(s_deleted, false) ELSE lag_op = 'd' END AS was_deleted
+FROM ordered"""
+
+    def _lead_id(self, values: str) -> str:
+        """The events' lead_id from the mapping's template, over struct `values`."""
+        parts = re.split(r"(\{[^{}]+\})", self.m.lead_id)
+        sql = []
+        for part in parts:
+            if part.startswith("{") and part.endswith("}"):
+                sql.append(f"json_extract_string({values}.{self.c(part[1:-1])}, '$')")
+            elif part:
+                sql.append(_lit(part))
+        return "(" + " || ".join(sql) + ")"
+
+    def events(self, rows: str) -> str:
+        """(line_no, raw) canonical event lines of the change rows `rows` (see `changes`)."""
+        m, plan = self.m, self.plan
+        lead = f"coalesce({self._lead_id('v')}, {self._lead_id('pv')}, s_lead)"
+        pos_text = "CAST(pos_a AS VARCHAR)" if m.format == "debezium" else "strftime(commit_ts, '%Y-%m-%d')"
+        commit = "'\"' || strftime(commit_ts, '%Y-%m-%dT%H:%M:%S.%fZ') || '\"'"
+        created_at = self._role("created_at", "v") or commit
+        modified_at = self._role("modified_at", "v") or commit
+        if m.format == "debezium":  # the commit instant is the change's own time
+            modified_at = commit
+
+        def event(kind: str, event_type: str, occurred: str, attrs: str) -> str:
+            version = plan.event_types[event_type].current.version
+            head = _lit('{"event_type":' + json.dumps(event_type) + ',"schema_version":' + json.dumps(version)
+                        + ',"event_id":')
+            event_id = "to_json(" + _lit(f"{m.source_system}:{m.object}:") + " || key || ':' || " + pos_text + " || " \
+                + _lit(":" + kind) + ")"
+            source = _lit(',"source":' + json.dumps(m.source_system) + ',"lead_id":')
+            return (f"{head} || {event_id} || {_lit(',' + json.dumps('occurred_at') + ':')} || {occurred} || {source} || "
+                    f"to_json({lead}) || {_lit(',' + json.dumps('attributes') + ':')} || {attrs} || '}}'")
+
+        def obj(members: list[str]) -> str:
+            return "'{' || concat_ws(',', " + ", ".join(members) + ") || '}'" if members else "'{}'"
+
+        def member(key: str, text: str) -> str:
+            return f"{_lit(json.dumps(key) + ':')} || {text}"
+
+        selects = []
+        # created: every mapped property, unmapped columns, and the record's ids in the sources
+        props = [member(c.property, f"v.{self.c(c.name)}") for c in self.cols if c.property]
+        ids = [member(m.source_system, "to_json(key)")]
+        ids += [member(f"{m.source_system}_{attribute_key(c.name)}", f"v.{self.c(c.name)}")
+                for c in self.cols if c.role in ("merged_ids", "master_id")]
+        created_attrs = obj(props + ["extra"] + ([member("external_ids", obj(ids))]
+                                                 if "external_ids" in plan.event_types[m.events["created"]].current.properties else []))
+        if "created" in m.events:
+            selects.append(f"SELECT rec + {KIND_CREATED} AS line_no, "
+                           f"{event('created', m.events['created'], f'coalesce({created_at}, {commit})', created_attrs)} AS raw "
+                           "FROM rows WHERE op <> 'd' AND (pv IS NULL OR was_deleted)")
+        stage = m.stage_column
+        closing = m.closed.column if m.closed else None
+        compared = [c for c in self.cols if c.compare and c.name not in (stage, m.key)]
+        if "updated" in m.events:
+            changed = [c for c in compared if c.property]
+            if changed:
+                cleared = _lit("null")  # a value removed at the source is a change to null
+                members = [f"CASE WHEN v.{self.c(c.name)} IS DISTINCT FROM pv.{self.c(c.name)} THEN "
+                           f"{member(c.property, f'coalesce(v.{self.c(c.name)}, {cleared})')} END"
+                           for c in changed]
+                names = ", ".join(f"CASE WHEN v.{self.c(c.name)} IS DISTINCT FROM pv.{self.c(c.name)} THEN {_lit(c.property)} END"
+                                  for c in changed)
+                fields = f"to_json(list_filter([{names}], lambda _n: _n IS NOT NULL))"
+                has_fields = "changed_fields" in plan.event_types[m.events["updated"]].current.properties
+                attrs = obj(members + ([member("changed_fields", fields)] if has_fields else []))
+                any_changed = " OR ".join(f"v.{self.c(c.name)} IS DISTINCT FROM pv.{self.c(c.name)}" for c in changed)
+                selects.append(f"SELECT rec + {KIND_UPDATED}, {event('updated', m.events['updated'], f'coalesce({modified_at}, {commit})', attrs)} "
+                               f"FROM rows WHERE op <> 'd' AND pv IS NOT NULL AND NOT was_deleted AND ({any_changed})")
+        if stage and "stage_changed" in m.events:
+            s = self.c(stage)
+            attrs = obj([member("from_stage", f"pv.{s}"), member("to_stage", f"v.{s}")])
+            # A move between two stages: to or from a value the mapping does not know as one is no transition.
+            selects.append(f"SELECT rec + {KIND_STAGE}, {event('stage', m.events['stage_changed'], f'coalesce({modified_at}, {commit})', attrs)} "
+                           f"FROM rows WHERE op <> 'd' AND pv IS NOT NULL AND NOT was_deleted AND v.{s} <> pv.{s}")
+        if m.closed:
+            cc = self.c(closing)
+            value = f"json_extract_string(v.{cc}, '$')"
+            before = f"coalesce(json_extract_string(pv.{cc}, '$'), '')"
+            final = list(m.closed.won) + list(m.closed.lost)
+            outcome = f"CASE WHEN {value} IN ({', '.join(map(_lit, m.closed.won))}) THEN '\"won\"' ELSE '\"lost\"' END"
+            members = [member("opportunity_id", "to_json(key)"), member("outcome", outcome)]
+            if m.closed.amount:
+                members.append(f"CASE WHEN v.{self.c(m.closed.amount)} IS NOT NULL THEN "
+                               f"{member('closed_amount', f'v.{self.c(m.closed.amount)}')} END")
+            currency = next((c for c in self.cols if c.property == "currency"), None)
+            if currency is not None:
+                cur = f"v.{self.c(currency.name)}"
+                members.append(f"CASE WHEN {cur} IS NOT NULL THEN {member('currency', cur)} END")
+            selects.append(f"SELECT rec + {KIND_CLOSED}, {event('closed', m.closed.event, f'coalesce({modified_at}, {commit})', obj(members))} "
+                           f"FROM rows WHERE op <> 'd' AND {value} IN ({', '.join(map(_lit, final))}) "
+                           f"AND {before} NOT IN ({', '.join(map(_lit, final))})")
+        if "deleted" in m.events:
+            attrs = obj([member("source_system", _lit(json.dumps(m.source_system))),
+                         member("source_object", _lit(json.dumps(m.object))), member("source_id", "to_json(key)")])
+            selects.append(f"SELECT rec + {KIND_CREATED}, {event('deleted', m.events['deleted'], commit, attrs)} "
+                           "FROM rows WHERE op = 'd'")
+        return f"WITH rows AS ({rows})\n" + "\nUNION ALL\n".join(selects)
+
+    def _role(self, role: str, values: str) -> str | None:
+        c = self.m.column(role)
+        return f"{values}.{self.c(c.name)}" if c is not None else None
+
+    def new_state(self, rows: str) -> str:
+        """Each touched record's last state: (source_id, lead_id, position_a, position_b, state, deleted)."""
+        lead = f"coalesce({self._lead_id('v')}, {self._lead_id('pv')}, s_lead)"
+        return f"""
+SELECT key AS source_id, {lead} AS lead_id, pos_a AS position_a, pos_b AS position_b,
+       CASE WHEN op = 'd' AND pv IS NOT NULL THEN {self.state_json('pv')} ELSE {self.state_json('v')} END AS state,
+       op = 'd' AS deleted
+FROM ({rows}) QUALIFY row_number() OVER (PARTITION BY key ORDER BY pos_a DESC, pos_b DESC) = 1"""
