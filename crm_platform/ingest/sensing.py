@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from crm_platform.ingest.landing import list_event_files, sha256_file
+from crm_platform.ingest.landing import LandedFile, list_event_files, sha256_file
 
 
 @dataclass(frozen=True)
@@ -27,11 +27,18 @@ class Scan:
         return "ingest-events-" + hashlib.sha256(",".join(sorted(self.new_content)).encode()).hexdigest()[:24]
 
 
-def scan_event_landing(landing_dir: Path, cursor: str | None) -> Scan:
+def landed_files(landing_dir: Path, mappings=()) -> list[LandedFile]:
+    """Every file the ingest reads: canonical event files and each source mapping's files."""
+    from crm_platform.ingest.source_files import list_source_files
+
+    return list_event_files(landing_dir) + [f for m in mappings for f in list_source_files(landing_dir, m)]
+
+
+def scan_landing(landing_dir: Path, cursor: str | None, mappings=()) -> Scan:
     seen: dict[str, list] = json.loads(cursor) if cursor else {}
     known_content = {entry[2] for entry in seen.values()}
     new_content, new_files = [], []
-    for f in list_event_files(landing_dir):
+    for f in landed_files(landing_dir, mappings):
         entry = seen.get(f.relative)
         if entry and entry[0] == f.size and entry[1] == f.mtime_ns:
             continue

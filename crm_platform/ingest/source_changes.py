@@ -175,28 +175,40 @@ FROM {file_sql}"""
                             for i, c in enumerate(self.cols))
         return f"'{{' || concat_ws(',', {members}) || '}}'"
 
-    def changes(self, changes: str, state: str) -> str:
-        """The fresh changes of `changes` (replays dropped) in position order with each one's
-        previous values `pv` (NULL for a record never seen): the rows events are made of."""
+    def change_order(self, changes: str, state: str) -> str:
+        """The fresh changes of `changes` (replays dropped) in position order, on the narrow
+        columns: each one's previous change in the group (`prev_rec`), or the stored state `st` for
+        the first of a record already known; `last` marks the record's newest change."""
         m = self.m
-        struct = "{" + ", ".join(f"'c{i}': c{i}" for i in range(len(self.cols))) + "}"
-        prev_struct = "{" + ", ".join(f"'c{i}': CAST(s_state -> {_lit('$.' + json.dumps(c.name))} AS VARCHAR)"
-                                      for i, c in enumerate(self.cols)) + "}"
         return f"""
 WITH j AS (
-  SELECT c.*, {struct} AS v, s.state AS s_state, s.position_a AS s_pos, s.lead_id AS s_lead, s.deleted AS s_deleted
+  SELECT c.rec, c.key, c.pos_a, c.pos_b, c.op, s.state AS s_state, s.position_a AS s_pos, s.lead_id AS s_lead,
+         s.deleted AS s_deleted
   FROM {changes} c LEFT JOIN {state} s
     ON s.source_system = {_lit(m.source_system)} AND s.source_object = {_lit(m.object)} AND s.source_id = c.key
   WHERE c.bad IS NULL),
 fresh AS (
   SELECT * FROM j WHERE s_pos IS NULL OR pos_a > s_pos
-  QUALIFY row_number() OVER (PARTITION BY key, pos_a ORDER BY pos_b) = 1),
-ordered AS (
-  SELECT *, lag(v) OVER w AS lag_v, row_number() OVER w AS nth, lag(op) OVER w AS lag_op
-  FROM fresh WINDOW w AS (PARTITION BY key ORDER BY pos_a, pos_b))
-SELECT * EXCLUDE (lag_v), CASE WHEN nth = 1 THEN CASE WHEN s_state IS NOT NULL THEN {prev_struct} END ELSE lag_v END AS pv,
-       CASE WHEN nth = 1 THEN coalesce(s_deleted, false) ELSE lag_op = 'd' END AS was_deleted
-FROM ordered"""
+  QUALIFY row_number() OVER (PARTITION BY key, pos_a ORDER BY pos_b) = 1)
+SELECT * EXCLUDE (s_state), lag(rec) OVER w AS prev_rec, lag(op) OVER w AS prev_op, lead(rec) OVER w IS NULL AS last,
+       CASE WHEN s_state IS NOT NULL AND lag(rec) OVER w IS NULL THEN from_json(s_state, {self.state_spec()}) END AS st
+FROM fresh WINDOW w AS (PARTITION BY key ORDER BY pos_a, pos_b)"""
+
+    def change_rows(self, order: str, changes: str) -> str:
+        """The rows events are made of: `order`'s changes with their values `v` and the previous
+        values `pv` (NULL for a record never seen)."""
+        stored = self._values(lambda i, c: f"CAST(o.st.{_ident(c.name)} AS VARCHAR)")
+        return f"""
+SELECT o.* EXCLUDE (st), {self._values(lambda i, c: f"c.c{i}")} AS v,
+       CASE WHEN o.prev_rec IS NOT NULL THEN {self._values(lambda i, c: f"p.c{i}")}
+            WHEN o.st IS NOT NULL THEN {stored} END AS pv,
+       CASE WHEN o.prev_rec IS NOT NULL THEN o.prev_op = 'd' ELSE coalesce(o.s_deleted, false) END AS was_deleted,
+       c.commit_ts, c.extra
+FROM {order} o JOIN {changes} c ON c.rec = o.rec LEFT JOIN {changes} p ON p.rec = o.prev_rec"""
+
+    def _values(self, text_of) -> str:
+        """The struct {c0, c1, ...} of every column's JSON text, `text_of(i, column)` giving each."""
+        return "{" + ", ".join(f"'c{i}': {text_of(i, c)}" for i, c in enumerate(self.cols)) + "}"
 
     def _lead_id(self, values: str) -> str:
         """The events' lead_id from the mapping's template, over struct `values`."""
@@ -307,4 +319,4 @@ FROM ordered"""
 SELECT key AS source_id, {lead} AS lead_id, pos_a AS position_a, pos_b AS position_b,
        CASE WHEN op = 'd' AND pv IS NOT NULL THEN {self.state_json('pv')} ELSE {self.state_json('v')} END AS state,
        op = 'd' AS deleted
-FROM ({rows}) QUALIFY row_number() OVER (PARTITION BY key ORDER BY pos_a DESC, pos_b DESC) = 1"""
+FROM ({rows}) WHERE last"""

@@ -81,10 +81,14 @@ class SourceIngest(GroupIngest):
                 self.target.mirror_source_records(mapping.source_system, mapping.object,
                                                   self.wh.fetch_arrow("select distinct key from ingest_changes "
                                                                       "where bad is null").column(0))
+                # The order is materialized (narrow); the rows and event lines are views, computed as
+                # the INSERT and the state update read them: a large export never sits in memory twice.
                 s = self.wh.table_name
-                self.wh.execute(f"create or replace temp table ingest_change_rows as "
-                                f"{compiler.changes('ingest_changes', s('pii', 'source_records'))}")
-                self.wh.execute(f"create or replace temp table ingest_converted as select line_no, encode(raw) AS raw "
+                self.wh.execute(f"create or replace temp table ingest_change_order as "
+                                f"{compiler.change_order('ingest_changes', s('pii', 'source_records'))}")
+                self.wh.execute(f"create or replace temp view ingest_change_rows as "
+                                f"{compiler.change_rows('ingest_change_order', 'ingest_changes')}")
+                self.wh.execute(f"create or replace temp view ingest_converted as select line_no, encode(raw) AS raw "
                                 f"from ({compiler.events('select * from ingest_change_rows')})")
                 self._insert_fast_from("ingest_converted", params)
                 exact = self._validate_diverted()
@@ -94,7 +98,9 @@ class SourceIngest(GroupIngest):
                 self._update_state(compiler, mapping, params)
                 outcomes = self._record_outcomes(reads, params)
                 self._write_ledger(reads, outcomes, params["ingested_at"])
-                for table in ("ingest_exact", "ingest_changes", "ingest_change_rows", "ingest_converted", "ingest_unreadable"):
+                self.wh.execute("drop view ingest_converted")
+                self.wh.execute("drop view ingest_change_rows")
+                for table in ("ingest_exact", "ingest_changes", "ingest_change_order", "ingest_unreadable"):
                     self.wh.execute(f"drop table if exists {table}")
                 self.target.publish(params["ingested_at"])
             return outcomes
@@ -151,13 +157,16 @@ class SourceIngest(GroupIngest):
             return
         encoding = mapping.encoding if mapping.encoding != "auto" else detect_encoding(read.file.path)
         options = (f"header = true, all_varchar = true, encoding = '{encoding}', delim = '{mapping.delimiter}', "
-                   "quote = '\"', escape = '\"', strict_mode = false, ignore_errors = true, store_rejects = true, "
+                   "quote = '\"', escape = '\"', ignore_errors = true, store_rejects = true, "
                    "rejects_table = 'ingest_csv_rejects', rejects_scan = 'ingest_csv_scans'")
         source = f"read_csv('{path}', {options})"
-        header = [r[0] for r in con.execute(f"describe select * from read_csv('{path}', {options.split(', ignore_errors')[0]})").fetchall()]
+        header = [r[0] for r in con.execute(f"describe select * from read_csv('{path}', "
+                                            f"{options.split(', store_rejects')[0]})").fetchall()]
         con.execute(f"create or replace temp table ingest_csv_rows as select * rename (ordinality AS ordinal) "
                     f"from {source} with ordinality")
-        rejected = con.execute("select line - 1, csv_line, error_message from ingest_csv_rejects order by line").fetchall()
+        # One row per rejected row (DuckDB reports each error: a row with two extra columns twice).
+        rejected = con.execute("select line - 1, min(csv_line), string_agg(distinct error_message, '; ') "
+                               "from ingest_csv_rejects group by line order by line").fetchall()
         good = con.execute("select count(*) from ingest_csv_rows").fetchall()[0][0]
         read.records = read.lines = good + len(rejected)
         self._renumber([n for n, _, _ in rejected], good)

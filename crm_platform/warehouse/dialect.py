@@ -10,10 +10,30 @@ from typing import Any, Mapping, Sequence
 
 import sqlglot
 from sqlglot import exp
+from sqlglot.dialects.clickhouse import ClickHouse
 
 
 class UntranslatableSQL(ValueError):
     """SQL that SQLGlot cannot carry over to ClickHouse: rewrite it in portable SQL."""
+
+
+def _json_scalar(generator, node: exp.JSONExtractScalar) -> str:
+    """`j ->> 'k'` is NULL where the key is missing or null, as in DuckDB (ClickHouse's
+    JSONExtractString would give '')."""
+    text = _BASE_SCALAR(generator, node)
+    if not (text.startswith("JSONExtractString(") and text.endswith(")")):
+        return text
+    return "JSONExtract(" + text[len("JSONExtractString("):-1] + ", 'Nullable(String)')"
+
+
+_BASE_SCALAR = ClickHouse.Generator.TRANSFORMS[exp.JSONExtractScalar]
+
+
+class _ClickHouse(ClickHouse):
+    """ClickHouse, with DuckDB's meaning where the two differ and SQLGlot keeps the letter."""
+
+    class Generator(ClickHouse.Generator):
+        TRANSFORMS = {**ClickHouse.Generator.TRANSFORMS, exp.JSONExtractScalar: _json_scalar}
 
 
 def literal(value: Any) -> exp.Expression:
@@ -89,6 +109,6 @@ def to_clickhouse(sql: str, params: Sequence[Any] | Mapping[str, Any] | None = N
             except StopIteration:
                 raise ValueError("fewer values than parameters") from None
     try:
-        return tree.sql(dialect="clickhouse")
+        return tree.sql(dialect=_ClickHouse)
     except sqlglot.errors.UnsupportedError as e:
         raise UntranslatableSQL(str(e)) from e

@@ -121,7 +121,7 @@ SOURCE_RECORDS = TableDef("pii", "source_records", (
     ("position_a", "bigint"), ("position_b", "bigint"), ("state", "json"), ("deleted", "boolean"),
     ("source_file", "string"), ("updated_at", "timestamp"),
 ), order_by=("source_system", "source_object", "source_id"), low_cardinality=("source_system", "source_object"),
-    replacing="updated_at",
+    replacing="updated_at", zstd=("state",),
     description="The last known state of every CDC row and export record, clear (so in the pii schema): what "
                 "the next change or export is diffed against, and the identity graph's source records.")
 

@@ -100,6 +100,9 @@ def test_duckdb_sql_runs_transpiled_with_its_parameters(wh):
     assert wh.fetchall(f"select string_agg(distinct k, ', ' order by k) from {t}") == [("a, b",)]
     assert wh.fetchall(f"select tag, count(*) from (select unnest(tags) tag from {t}) group by all order by tag") == [
         ("x", 1), ("y", 1), ("z", 1)]
+    # A missing JSON key is NULL, as in DuckDB (ClickHouse's JSONExtractString alone gives '').
+    assert wh.fetchall("""select '{"a": "x", "n": null}' ->> 'a', '{"a": "x"}' ->> 'b' is null, '{"n": null}' ->> 'n' is null""") == [
+        ("x", True, True)]
     assert wh.fetchall("select strftime($ts, '%Y-%m-%d %H:%M'), $names[2]",
                        {"ts": datetime(2026, 3, 1, 9, 5), "names": ["p", "q"]}) == [("2026-03-01 09:05", "q")]
 

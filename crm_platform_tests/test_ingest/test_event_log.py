@@ -189,3 +189,9 @@ def test_the_sensor_requests_one_run_per_new_content_and_never_twice(data_dir, m
     assert isinstance(second, dg.RunRequest) and second.run_key != first.run_key
     assert second.tags["crm/new_files"] == "1"
     assert isinstance(landing_events_sensor(dg.build_sensor_context(cursor=ctx2.cursor)), dg.SkipReason)
+    # A change stream or an export is landed content too.
+    cdc = landing / "cdc" / "leads" / "2026-03-01.jsonl"
+    cdc.parent.mkdir(parents=True)
+    cdc.write_text("null\n")
+    third = landing_events_sensor(dg.build_sensor_context(cursor=ctx2.cursor))
+    assert isinstance(third, dg.RunRequest) and third.tags["crm/new_files"] == "1"

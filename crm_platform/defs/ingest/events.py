@@ -73,7 +73,9 @@ def _checks() -> list[dg.AssetCheckSpec]:
     check_specs=_checks(),
     pool=WAREHOUSE_POOL,
     can_subset=False,
-    description="Ingest every landed event file version not seen before (landing/events/**).",
+    description="Ingest every landed file version not seen before: canonical events (landing/events/**), "
+                "Debezium change streams (landing/cdc/) and CRM exports (landing/batch/), each source by its "
+                "mapping (crm_platform/sources/mappings/), all through one validation, quarantine and ledger.",
 )
 def event_log(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     settings = warehouse.settings()
