@@ -79,6 +79,11 @@ class FileOutcome:
     status: str  # complete | partial | duplicate_content
     error: str | None = None
 
+    @classmethod
+    def of_known_content(cls, source_file: str, sha256: str) -> "FileOutcome":
+        """A file whose content was ingested before: it adds nothing."""
+        return cls(source_file, sha256, 0, 0, 0, 0, "duplicate_content")
+
 
 @dataclass
 class _Read:
@@ -316,7 +321,7 @@ def _outcomes(reads: list[_Read], diverted: pa.Table, exact: dict[int, tuple[int
     out = []
     for idx, read in enumerate(reads):
         if read.same_content:
-            out.append(FileOutcome(read.file.relative, read.sha, 0, 0, 0, 0, "duplicate_content"))
+            out.append(FileOutcome.of_known_content(read.file.relative, read.sha))
             continue
         exact_ok, quarantined = exact.get(idx, (0, 0))
         ok = read.records - int(diverted_per_file[idx]) + exact_ok

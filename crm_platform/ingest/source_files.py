@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from crm_platform.ingest.event_files import LINE_BITS, FileOutcome, GroupIngest, _only, _Read
+from crm_platform.ingest.event_files import _FILE_IDX, LINE_BITS, FileOutcome, GroupIngest, _line, _only, _Read
 from crm_platform.ingest.landing import LandedFile, sha256_file
 from crm_platform.ingest.source_changes import SUB_BITS, ChangeCompiler
 from crm_platform.ingest.sql_validation import compile_redaction_sql
@@ -33,8 +33,7 @@ from crm_platform.sources.mapping import SourceMapping
 from crm_platform.warehouse.tables import PII_QUARANTINE_PAYLOADS, QUARANTINE, SOURCE_RECORDS
 
 SUFFIXES = {"debezium": (".jsonl", ".jsonl.gz"), "csv": (".csv",), "parquet": (".parquet",)}
-_RECORD = f"((line_no & {(1 << LINE_BITS) - 1}) >> {SUB_BITS})"
-_FILE_IDX = f"(line_no >> {LINE_BITS})"
+_RECORD = _line(SUB_BITS)
 
 
 def list_source_files(landing_dir: Path, mapping: SourceMapping) -> list[LandedFile]:
@@ -273,7 +272,7 @@ class SourceIngest(GroupIngest):
         out = []
         for idx, read in enumerate(reads):
             if read.same_content:
-                out.append(FileOutcome(read.file.relative, read.sha, 0, 0, 0, 0, "duplicate_content"))
+                out.append(FileOutcome.of_known_content(read.file.relative, read.sha))
                 continue
             accepted, quarantined = per_file.get(idx, (0, 0))
             out.append(FileOutcome(read.file.relative, read.sha, read.records, accepted,
