@@ -24,6 +24,7 @@ and the group is then published (`targets.Published`).
 from __future__ import annotations
 
 from concurrent.futures import Executor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
@@ -133,26 +134,36 @@ class GroupIngest:
         reads = [_Read(f) for f in files]
         params = {"ingested_at": self._group_at(), "plan_version": self.plan.version,
                   "files": [r.file.relative for r in reads]}
+        with self._attempt():
+            self._insert_fast(reads, params)
+            exact = self._validate_diverted()
+            for read, sha in zip(reads, shas):
+                read.sha = sha.result()
+            params["shas"] = [r.sha for r in reads]
+            self._drop_known_content(reads, params)
+            counts = self._insert_exact(exact, params)
+            duplicates = self._delete_duplicates(params)
+            self._insert_vault(params)
+            outcomes = _outcomes(reads, exact, counts, duplicates)
+            self._write_ledger(reads, outcomes, params["ingested_at"])
+            self.wh.execute("drop table if exists ingest_exact")
+            self.target.publish(params["ingested_at"])
+        return outcomes
+
+    @contextmanager
+    def _attempt(self, sub_bits: int = 0) -> Iterator[None]:
+        """One group's transaction, its line keys laid out with `sub_bits`. On failure the fast
+        path forgets what the group recorded: its new values were not vaulted."""
+        self.sub_bits = sub_bits
         try:
             with self.wh.transaction():
-                self._insert_fast(reads, params)
-                exact = self._validate_diverted()
-                for read, sha in zip(reads, shas):
-                    read.sha = sha.result()
-                params["shas"] = [r.sha for r in reads]
-                self._drop_known_content(reads, params)
-                counts = self._insert_exact(exact, params)
-                duplicates = self._delete_duplicates(params)
-                self._insert_vault(params)
-                outcomes = _outcomes(reads, exact, counts, duplicates)
-                self._write_ledger(reads, outcomes, params["ingested_at"])
-                self.wh.execute("drop table if exists ingest_exact")
-                self.target.publish(params["ingested_at"])
-            return outcomes
+                yield
         except BaseException:
-            self.fast.hasher.forget()  # its new values were not vaulted
+            self.fast.hasher.forget()
             self.fast.diverted.take()
             raise
+        finally:
+            self.sub_bits = 0
 
     def _insert_fast(self, reads: list[_Read], params: dict) -> None:
         con = self.wh.con

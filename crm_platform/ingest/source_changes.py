@@ -27,15 +27,12 @@ from __future__ import annotations
 import json
 import re
 
+from crm_platform.ingest.sql_validation import _lit
 from crm_platform.plan.model import TrackingPlan
 from crm_platform.sources.mapping import Column, SourceMapping
 
 SUB_BITS = 3
 KIND_CREATED, KIND_UPDATED, KIND_STAGE, KIND_CLOSED = 0, 1, 2, 3
-
-
-def _lit(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def _ident(name: str) -> str:

@@ -22,11 +22,13 @@ import re
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 
 from crm_platform.ingest.event_files import _FILE_IDX, LINE_BITS, FileOutcome, GroupIngest, _line, _only, _Read
 from crm_platform.ingest.landing import LandedFile, sha256_file
 from crm_platform.ingest.source_changes import SUB_BITS, ChangeCompiler
+from crm_platform.ingest.sql_validation import _lit as _quote
 from crm_platform.ingest.sql_validation import compile_redaction_sql
 from crm_platform.plan.jsonl import LINE_SCHEMA, LineReader
 from crm_platform.sources.mapping import SourceMapping
@@ -71,48 +73,40 @@ class SourceIngest(GroupIngest):
         params = {"ingested_at": self._group_at(), "plan_version": self.plan.version,
                   "files": [r.file.relative for r in reads], "shas": [r.sha for r in reads]}
         compiler = ChangeCompiler(mapping, self.plan)
-        self.sub_bits = SUB_BITS
-        try:
-            with self.wh.transaction():
-                self._mark_known_content(reads)
-                self._read_changes(reads, mapping, compiler, params)
-                self._quarantine_unreadable(params)
-                self.target.mirror_source_records(mapping.source_system, mapping.object,
-                                                  self.wh.fetch_arrow("select distinct key from ingest_changes "
-                                                                      "where bad is null").column(0))
-                # The order is materialized (narrow); the rows and event lines are views, computed as
-                # the INSERT and the state update read them: a large export never sits in memory twice.
-                s = self.wh.table_name
-                self.wh.execute(f"create or replace temp table ingest_change_order as "
-                                f"{compiler.change_order('ingest_changes', s('pii', 'source_records'))}")
-                self.wh.execute(f"create or replace temp view ingest_change_rows as "
-                                f"{compiler.change_rows('ingest_change_order', 'ingest_changes')}")
-                self.wh.execute(f"create or replace temp view ingest_converted as select line_no, encode(raw) AS raw "
-                                f"from ({compiler.events('select * from ingest_change_rows')})")
-                self._insert_fast_from("ingest_converted", params)
-                exact = self._validate_diverted()
-                self._insert_exact(exact, params)
-                self._delete_duplicates(params)
-                self._insert_vault(params, extra="ingest_unreadable")
-                self._update_state(compiler, mapping, params)
-                outcomes = self._record_outcomes(reads, params)
-                self._write_ledger(reads, outcomes, params["ingested_at"])
-                self.wh.execute("drop view ingest_converted")
-                self.wh.execute("drop view ingest_change_rows")
-                for table in ("ingest_exact", "ingest_changes", "ingest_change_order", "ingest_unreadable"):
-                    self.wh.execute(f"drop table if exists {table}")
-                self.target.publish(params["ingested_at"])
-            return outcomes
-        except BaseException:
-            self.fast.hasher.forget()
-            self.fast.diverted.take()
-            raise
-        finally:
-            self.sub_bits = 0
+        with self._attempt(SUB_BITS):
+            self._mark_known_content(reads)
+            self._read_changes(reads, mapping, compiler)
+            self._quarantine_unreadable(params)
+            self.target.mirror_source_records(mapping.source_system, mapping.object,
+                                              self.wh.fetch_arrow("select distinct key from ingest_changes "
+                                                                  "where bad is null").column(0))
+            # The order is materialized (narrow); the rows and event lines are views, computed as
+            # the INSERT and the state update read them: a large export never sits in memory twice.
+            s = self.wh.table_name
+            self.wh.execute(f"create or replace temp table ingest_change_order as "
+                            f"{compiler.change_order('ingest_changes', s('pii', 'source_records'))}")
+            self.wh.execute(f"create or replace temp view ingest_change_rows as "
+                            f"{compiler.change_rows('ingest_change_order', 'ingest_changes')}")
+            self.wh.execute(f"create or replace temp view ingest_converted as select line_no, encode(raw) AS raw "
+                            f"from ({compiler.events('select * from ingest_change_rows')})")
+            self._insert_fast_from("ingest_converted", params)
+            exact = self._validate_diverted()
+            self._insert_exact(exact, params)
+            self._delete_duplicates(params)
+            self._insert_vault(params, extra="ingest_unreadable")
+            self._update_state(compiler, mapping, params)
+            outcomes = self._record_outcomes(reads, params)
+            self._write_ledger(reads, outcomes, params["ingested_at"])
+            self.wh.execute("drop view ingest_converted")
+            self.wh.execute("drop view ingest_change_rows")
+            for table in ("ingest_exact", "ingest_changes", "ingest_change_order", "ingest_unreadable"):
+                self.wh.execute(f"drop table if exists {table}")
+            self.target.publish(params["ingested_at"])
+        return outcomes
 
     # -- reading -----------------------------------------------------------------------------------
 
-    def _read_changes(self, reads: list[_Read], mapping: SourceMapping, compiler: ChangeCompiler, params: dict) -> None:
+    def _read_changes(self, reads: list[_Read], mapping: SourceMapping, compiler: ChangeCompiler) -> None:
         """temp table ingest_changes: every record of the group's new files (none of the known ones)."""
         con = self.wh.con
         live = [(idx, r) for idx, r in enumerate(reads) if not r.same_content]
@@ -183,8 +177,6 @@ class SourceIngest(GroupIngest):
     def _renumber(self, bad_numbers: list[int], good: int) -> None:
         """ingest_csv_numbered: the kept rows with their row numbers. DuckDB numbers only the rows it
         kept; the k-th kept row is the k-th number of 1..good+rejected that was not rejected."""
-        import numpy as np
-
         if not bad_numbers:
             self.wh.execute("create or replace temp table ingest_csv_numbered as select *, ordinal AS rec_no from ingest_csv_rows")
             return
@@ -280,6 +272,3 @@ class SourceIngest(GroupIngest):
                                    "partial" if read.error else "complete", read.error))
         return out
 
-
-def _quote(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
