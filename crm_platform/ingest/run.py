@@ -3,9 +3,9 @@ each source mapping's CDC or export files (`crm_platform/sources/mappings/`)."""
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
 
 from crm_platform.ingest.event_files import FileOutcome, ensure_ingest_tables
 from crm_platform.ingest.landing import LandedFile, list_event_files
@@ -46,27 +46,32 @@ def file_groups(files: list[LandedFile]) -> Iterator[list[LandedFile]]:
 
 def ingest_landing(wh: Warehouse, landing_dir: Path, plan: TrackingPlan, pii_key: bytes,
                    on_file: Callable[[FileOutcome], None] | None = None,
-                   mappings: Sequence[SourceMapping] | None = None) -> list[FileOutcome]:
+                   mappings: Sequence[SourceMapping] | None = None,
+                   only: Sequence[str] | None = None) -> list[FileOutcome]:
     """Each group of new files commits on its own, so a crash loses at most the group in progress
     (and leaves no trace of it: a transaction on DuckDB, `targets.recover` elsewhere); the next run
     picks it up again. On DuckDB the work happens in the warehouse; on another engine, in a scratch
-    DuckDB in a temporary directory, published group by group."""
-    mappings = load_mappings(plan) if mappings is None else mappings
+    DuckDB in a temporary directory, published group by group. With `only` (paths under landing/),
+    just those event files: what the platform itself has landed (identity decisions, scores)."""
+    mappings = (load_mappings(plan) if mappings is None else mappings) if only is None else ()
     with wh.exclusive("ingest"):
         ensure_ingest_tables(wh)
         if isinstance(wh, DuckDBWarehouse):
-            return _ingest(wh, InPlace(), wh, landing_dir, plan, pii_key, on_file, mappings)
+            return _ingest(wh, InPlace(), wh, landing_dir, plan, pii_key, on_file, mappings, only)
         recover(wh)
         with tempfile.TemporaryDirectory(prefix="crm-ingest-") as tmp, DuckDBWarehouse(Path(tmp) / "scratch.duckdb") as scratch:
             ensure_ingest_tables(scratch)
-            return _ingest(scratch, Published(wh, scratch), wh, landing_dir, plan, pii_key, on_file, mappings)
+            return _ingest(scratch, Published(wh, scratch), wh, landing_dir, plan, pii_key, on_file, mappings, only)
 
 
 def _ingest(compute: DuckDBWarehouse, target: InPlace, wh: Warehouse, landing_dir: Path, plan: TrackingPlan,
             pii_key: bytes, on_file: Callable[[FileOutcome], None] | None,
-            mappings: Sequence[SourceMapping]) -> list[FileOutcome]:
+            mappings: Sequence[SourceMapping], only: Sequence[str] | None = None) -> list[FileOutcome]:
     outcomes: list[FileOutcome] = []
-    work = [(None, new_files(wh, list_event_files(landing_dir)))]
+    event_files = list_event_files(landing_dir)
+    if only is not None:
+        event_files = [f for f in event_files if f.relative in set(only)]
+    work = [(None, new_files(wh, event_files))]
     work += [(m, new_files(wh, list_source_files(landing_dir, m))) for m in mappings]
     if not any(files for _, files in work):
         return outcomes

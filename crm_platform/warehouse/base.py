@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any
 
 import pyarrow as pa
 
@@ -43,6 +44,11 @@ class Warehouse(ABC):
         """Atomically replace a table's whole content (build, then swap); returns the row count."""
 
     @abstractmethod
+    def update_column(self, schema: str, table: str, column: str, key: str, mapping: pa.Table) -> None:
+        """Set `column` to `mapping.value` on the rows whose `key` equals `mapping.key` (a string
+        map), where it differs; other rows are left as they are. Atomic for readers of the table."""
+
+    @abstractmethod
     def table_exists(self, schema: str, table: str) -> bool: ...
 
     @abstractmethod
@@ -61,7 +67,7 @@ class Warehouse(ABC):
     def row_count(self, schema: str, table: str) -> int:
         return self.fetchall(f"select count(*) from {self.table_name(schema, table)}")[0][0]
 
-    def __enter__(self) -> "Warehouse":
+    def __enter__(self) -> Warehouse:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -12,8 +12,9 @@ import io
 import os
 import socket
 import time
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any
 
 import pyarrow as pa
 
@@ -116,6 +117,22 @@ class ClickHouseWarehouse(Warehouse):
         else:
             self.client.command(f"rename table {build} to {name}")
         return data.num_rows
+
+    def update_column(self, schema: str, table: str, column: str, key: str, mapping: pa.Table) -> None:
+        """A synchronous mutation reading the map through a Join table (joinGet): one pass over the
+        parts that hold mapped keys, visible at once when it finishes."""
+        join = self.table_name(schema, f"{table}__map_{column}")
+        self.client.command(f"drop table if exists {join}")
+        self.client.command(f"create table {join} (key String, value Nullable(String)) engine = Join(ANY, LEFT, key)")
+        try:
+            self.insert_arrow(schema, f"{table}__map_{column}", mapping.select(["key", "value"]))
+            lookup = f"joinGet('{self.database}.{schema}__{table}__map_{column}', 'value', assumeNotNull(\"{key}\"))"
+            self.client.command(
+                f'alter table {self.table_name(schema, table)} update "{column}" = {lookup} '
+                f'where "{key}" in (select key from {join}) and "{column}" is distinct from {lookup}',
+                settings={"mutations_sync": 2})
+        finally:
+            self.client.command(f"drop table if exists {join}")
 
     def table_exists(self, schema: str, table: str) -> bool:
         return bool(self.client.query("select 1 from system.tables where database = {db:String} and name = {t:String}",

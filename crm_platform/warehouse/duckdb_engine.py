@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -106,6 +107,15 @@ class DuckDBWarehouse(Warehouse):
             finally:
                 self.con.unregister("_replacement")
         return data.num_rows
+
+    def update_column(self, schema: str, table: str, column: str, key: str, mapping: pa.Table) -> None:
+        with self.transaction():
+            self.con.register("_mapping", mapping)
+            try:
+                self.con.execute(f'update {self.table_name(schema, table)} as t set "{column}" = m.value '
+                                 f'from _mapping as m where t."{key}" = m.key and t."{column}" is distinct from m.value')
+            finally:
+                self.con.unregister("_mapping")
 
     def table_exists(self, schema: str, table: str) -> bool:
         return bool(self.fetchall(

@@ -1,0 +1,157 @@
+"""What the identity graph reads, in the engine: lead records with their clear values, source
+records, merges made in the CRMs, and earlier identity decisions.
+
+A lead record is a `lead_id` of the event log (the canonical events' `lead_X`, and the ids the
+source mappings give: `lead_{id}` for CDC rows, `hubspot:{Record ID}`, ...). Its values are the
+properties of its `lead_created` / `lead_updated` events, from any source, with PII read back from
+`pii.vault` here and nowhere else. The results leave the engine already reduced (one row per
+record, or per record and value).
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+from crm_platform.sources.mapping import SourceMapping
+from crm_platform.warehouse import Warehouse
+
+# Identity fields of a lead record, as the plan names its properties.
+PII_FIELDS = ("email", "phone", "first_name", "last_name", "street")
+PLAIN_FIELDS = ("company", "city", "postal_code", "state", "country")
+FIELDS = PII_FIELDS + PLAIN_FIELDS
+# Values a record may have had over time, all evidence (an e-mail corrected later still links).
+MULTI_VALUED = ("email", "phone")
+LEAD_EVENTS = "('lead_created', 'lead_updated')"
+PLATFORM_SOURCES = "('identity', 'ml')"
+
+
+def naive_utc(table: pa.Table) -> pa.Table:
+    """Timestamps as naive UTC, as DuckDB returns them (ClickHouse's carry their time zone)."""
+    for i, f in enumerate(table.schema):
+        if pa.types.is_timestamp(f.type) and f.type.tz is not None:
+            table = table.set_column(i, f.name, table.column(i).cast(pa.timestamp("us", tz="UTC")).cast(pa.timestamp("us")))
+    return table
+
+
+@dataclass(frozen=True)
+class SourceMerge:
+    """A merge made in a source CRM: `merged` (a record id) now lives in `survivor`."""
+    survivor: str
+    merged: str
+    rule: str
+    decided_by: str
+
+
+def lead_records(wh: Warehouse) -> pa.Table:
+    """One row per lead record: first_seen (its first lead event), the latest value of each field,
+    clear (PII from the vault), and its country (for phone numbers without a country code)."""
+    ev, vault = wh.table_name("core", "events"), wh.table_name("pii", "vault")
+    latest = ", ".join(f"arg_max(attributes ->> '{f}', occurred_at) AS {f}" for f in FIELDS)
+    joins = " ".join(f"LEFT JOIN {vault} AS v_{f} ON v_{f}.pii_hash = r.{f}" for f in PII_FIELDS)
+    values = ", ".join([f"v_{f}.value AS {f}" for f in PII_FIELDS] + [f"r.{f} AS {f}" for f in PLAIN_FIELDS])
+    return naive_utc(wh.fetch_arrow(
+        f"WITH r AS (SELECT lead_id, min(occurred_at) AS first_seen, {latest} FROM {ev} "
+        f"WHERE event_type IN {LEAD_EVENTS} AND lead_id IS NOT NULL GROUP BY lead_id) "
+        f"SELECT r.lead_id AS lead_id, r.first_seen AS first_seen, {values} FROM r {joins} ORDER BY r.lead_id"))
+
+
+def contact_values(wh: Warehouse) -> pa.Table:
+    """(lead_id, field, value): every e-mail and phone a record has carried, clear."""
+    ev, vault = wh.table_name("core", "events"), wh.table_name("pii", "vault")
+    parts = [f"SELECT DISTINCT lead_id, '{f}' AS field, attributes ->> '{f}' AS h FROM {ev} "
+             f"WHERE event_type IN {LEAD_EVENTS} AND lead_id IS NOT NULL AND (attributes ->> '{f}') IS NOT NULL"
+             for f in MULTI_VALUED]
+    return wh.fetch_arrow(
+        f"SELECT c.lead_id AS lead_id, c.field AS field, v.value AS value FROM ({' UNION ALL '.join(parts)}) AS c "
+        f"JOIN {vault} AS v ON v.pii_hash = c.h ORDER BY lead_id, field, value")
+
+
+def external_ids(wh: Warehouse) -> pa.Table:
+    """(lead_id, external_ids JSON text) of lead_created events that name records in other systems."""
+    ev = wh.table_name("core", "events")
+    return wh.fetch_arrow(
+        f"SELECT DISTINCT lead_id, CAST(attributes -> 'external_ids' AS VARCHAR) AS ids FROM {ev} "
+        f"WHERE event_type = 'lead_created' AND lead_id IS NOT NULL AND (attributes ->> 'external_ids') IS NOT NULL "
+        f"ORDER BY lead_id, ids")
+
+
+def event_lead_ids(wh: Warehouse) -> pa.Table:
+    """The lead ids the canonical event files carry (source_system `events` of the identity map),
+    but for the platform's own events (identity decisions, scores): they name records, never add one."""
+    ev = wh.table_name("core", "events")
+    return wh.fetch_arrow(f"SELECT DISTINCT lead_id FROM {ev} WHERE lead_id IS NOT NULL "
+                          f"AND source_file LIKE 'events/%' AND source NOT IN {PLATFORM_SOURCES} ORDER BY lead_id")
+
+
+def lead_mappings(mappings: Sequence[SourceMapping]) -> list[SourceMapping]:
+    """The source mappings whose records are leads (they create `lead_created` events)."""
+    return [m for m in mappings if m.events.get("created") == "lead_created"]
+
+
+def render_lead_id(mapping: SourceMapping, key: str) -> str:
+    """The lead id the mapping gives the record with this key (`hubspot:{Record ID}` -> hubspot:42)."""
+    out = mapping.lead_id
+    for col in mapping.template_columns():
+        out = out.replace("{" + col + "}", key)
+    return out
+
+
+def source_records(wh: Warehouse, mappings: Sequence[SourceMapping]) -> tuple[pa.Table, list[SourceMerge]]:
+    """The lead records of every source system (source_system, source_id, lead_id, deleted), and the
+    merges their CRMs made: a master id on the merged record (Salesforce `Master Record ID`, CDC
+    `merged_into_id`) or the merged ids on the survivor (HubSpot `Merged Record IDs`). A merged-away
+    id that no export lists any more is still a source record."""
+    sr = wh.table_name("pii", "source_records")
+    rows: dict[str, list] = {"source_system": [], "source_id": [], "lead_id": [], "deleted": []}
+    merges: list[SourceMerge] = []
+    seen: set[tuple[str, str]] = set()
+    for m in lead_mappings(mappings):
+        master, merged = m.column("master_id"), m.column("merged_ids")
+        cols = [f"arg_max(state ->> '{c.name}', updated_at) AS \"{c.role}\"" for c in (master,) if c] + [
+            f"arg_max(CAST(state -> '{c.name}' AS VARCHAR), updated_at) AS \"{c.role}\"" for c in (merged,) if c]
+        table = wh.fetch_arrow(
+            "SELECT source_id, arg_max(lead_id, updated_at) AS lead_id, arg_max(deleted, updated_at) AS deleted"
+            + "".join(", " + c for c in cols) + f" FROM {sr} WHERE source_system = ? AND source_object = ? "
+            "GROUP BY source_id ORDER BY source_id", [m.source_system, m.object])
+        data = table.to_pydict()
+        for i, sid in enumerate(data["source_id"]):
+            seen.add((m.source_system, sid))
+            rows["source_system"].append(m.source_system)
+            rows["source_id"].append(sid)
+            rows["lead_id"].append(data["lead_id"][i])
+            rows["deleted"].append(bool(data["deleted"][i]))
+            rule = f"source_merge:{m.source_system}"
+            if master and data["master_id"][i]:
+                merges.append(SourceMerge(render_lead_id(m, data["master_id"][i]), data["lead_id"][i], rule,
+                                          m.source_system))
+            for other in _id_list(data["merged_ids"][i]) if merged else ():
+                merges.append(SourceMerge(data["lead_id"][i], render_lead_id(m, other), rule, m.source_system))
+                if (m.source_system, other) not in seen:
+                    seen.add((m.source_system, other))
+                    rows["source_system"].append(m.source_system)
+                    rows["source_id"].append(other)
+                    rows["lead_id"].append(render_lead_id(m, other))
+                    rows["deleted"].append(True)
+    return pa.table(rows, schema=pa.schema([("source_system", pa.string()), ("source_id", pa.string()),
+                                            ("lead_id", pa.string()), ("deleted", pa.bool_())])), merges
+
+
+def _id_list(text: str | None) -> list[str]:
+    if not text:  # ClickHouse gives '' for a missing key
+        return []
+    value = json.loads(text)
+    items = value if isinstance(value, list) else [value]
+    return [str(x) for x in items if x not in (None, "")]
+
+
+def decision_events(wh: Warehouse) -> pa.Table:
+    """Every lead_merged / lead_unmerged event, oldest first: CRM merges, manual decisions and the
+    identity graph's own earlier decisions."""
+    ev = wh.table_name("core", "events")
+    return naive_utc(wh.fetch_arrow(
+        f"SELECT event_id, event_type, occurred_at, source, lead_id, attributes ->> 'merged_lead_id' AS merged_lead_id, "
+        f"attributes ->> 'match_rule' AS match_rule, attributes ->> 'reverses_event_id' AS reverses_event_id "
+        f"FROM {ev} WHERE event_type IN ('lead_merged', 'lead_unmerged') ORDER BY occurred_at, event_id"))

@@ -1,0 +1,172 @@
+"""One identity run: records -> edges (rules, CRM merges, Splink, manual) -> clusters -> identity map
+and the decisions to log.
+
+Incremental by default: deterministic rules are hash groupings over all records (linear), while the
+pairwise work, Splink's scoring, covers only pairs with a new or changed record; pairs of unchanged
+records keep their earlier scores, which are exactly what a rescoring would give (the model and its
+term frequencies are frozen). `full=True` rescores everything and gives the same result.
+"""
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import pandas as pd
+
+from crm_platform.identity import inputs, probabilistic, rules, store
+from crm_platform.identity.clusters import cluster
+from crm_platform.identity.config import IdentityConfig
+from crm_platform.identity.decisions import DecisionLog, decide, read_log
+from crm_platform.identity.probabilistic import MatchModel
+from crm_platform.identity.records import (
+    fingerprints,
+    normalized_contacts,
+    normalized_records,
+)
+from crm_platform.sources.mapping import SourceMapping
+from crm_platform.warehouse import Warehouse
+
+# Rules whose edges are already events in the log (CRM merge events, manual decisions).
+LOGGED_RULES = ("manual", "crm_merge")
+
+
+@dataclass
+class Resolution:
+    identity_map: pd.DataFrame
+    edges: pd.DataFrame  # accepted and refused
+    decisions: list[dict]
+    records: pd.DataFrame  # lead_id, fingerprint, first_seen
+    pairs: pd.DataFrame  # scored candidate pairs kept for the next run
+    model: MatchModel | None
+    trained: bool
+    mode: str  # full | incremental | rules_only
+    compared: int  # records whose pairs were scored this run
+    summary: dict
+
+
+def resolve(wh: Warehouse, mappings: Sequence[SourceMapping], config: IdentityConfig,
+            hash_value: Callable[[str], str], now: datetime, full: bool = False) -> Resolution:
+    recs = normalized_records(inputs.lead_records(wh))
+    regions = dict(zip(recs["lead_id"], recs["country"]))
+    contacts = normalized_contacts(inputs.contact_values(wh), regions)
+    contacts = contacts.merge(recs[["lead_id", "first_seen"]], on="lead_id", how="left")
+    lead_maps = inputs.lead_mappings(mappings)
+    sources, merges = inputs.source_records(wh, lead_maps)
+    event_ids = inputs.event_lead_ids(wh).column("lead_id").to_pylist()
+    log = read_log(inputs.decision_events(wh).to_pandas())
+
+    hits = rules.GuardHits()
+    g = config.guards
+    rows = (rules.email_edges(contacts, recs, g, hash_value, hits)
+            + rules.phone_edges(contacts, recs, g, hash_value, hits)
+            + rules.external_id_edges(inputs.external_ids(wh).to_pandas(), lead_maps)
+            + rules.source_merge_edges(merges)
+            + [(a, b, "crm_merge", 1.0, {"event_id": e}) for (a, b), e in log.crm_merges.items()]
+            + [(a, b, "manual", 1.0, {"event_id": e}) for (a, b), e in log.manual_merges.items()])
+
+    recs["fingerprint"] = fingerprints(recs)
+    model, trained, mode, pairs, compared = _probabilistic(wh, recs, config, now, full)
+    p = config.probabilistic
+    above = pairs[pairs["match_probability"] >= p.threshold]
+    vetoed = rules.conflicting_pairs(above, recs)
+    accepted_pairs, refused_pairs = above[~vetoed], above[vetoed]
+    rows += [(a, b, "probabilistic", prob, {"levels": json.loads(lv), "match_weight": round(w, 4)})
+             for a, b, prob, w, lv in accepted_pairs[["left", "right", "match_probability", "match_weight", "levels"]]
+             .itertuples(index=False, name=None)]
+    edges = rules.edges_frame(rows)
+
+    node_ids = sorted(set(recs["lead_id"]) | set(sources.column("lead_id").to_pylist()) | set(event_ids))
+    first_seen = dict(zip(recs["lead_id"], recs["first_seen"]))
+    nodes = pd.DataFrame({"lead_id": node_ids, "created": [first_seen.get(x, pd.NaT) for x in node_ids]})
+    clustering = cluster(nodes, edges, set(log.declared_different), g.max_cluster_size)
+
+    rank = {x: (first_seen[x], x) for x in first_seen if pd.notna(first_seen[x])}
+    automated = clustering.accepted[~clustering.accepted["rule"].isin(LOGGED_RULES)]
+    decisions = decide(automated, log, now, rank)
+    identity_map = _identity_map(event_ids, sources.to_pandas(), clustering.canonical, clustering.accepted, now)
+    refused = rules.edges_frame((a, b, "probabilistic", prob, {"match_weight": round(w, 4)}) for a, b, prob, w in
+                                refused_pairs[["left", "right", "match_probability", "match_weight"]]
+                                .itertuples(index=False, name=None))
+    all_edges = pd.concat([clustering.accepted.assign(accepted=True, reason=None),
+                           clustering.rejected.assign(accepted=False),
+                           refused.assign(accepted=False, reason="names_conflict")], ignore_index=True)
+    summary = _summary(recs, identity_map, all_edges, clustering, hits, log, decisions)
+    state = recs[["lead_id", "fingerprint", "first_seen"]].assign(model_version=model.version if model else None)
+    return Resolution(identity_map, all_edges, decisions, state, pairs, model, trained, mode, compared, summary)
+
+
+def _probabilistic(wh: Warehouse, recs: pd.DataFrame, config: IdentityConfig, now: datetime, full: bool):
+    """The model (trained when there is none and enough records, or the records have outgrown it)
+    and the scored pairs: earlier scores of unchanged pairs plus new scores for changed records."""
+    p = config.probabilistic
+    empty = pd.DataFrame(columns=["left", "right", "match_probability", "match_weight", "levels", "model_version"])
+    if not p.enabled:
+        return None, False, "rules_only", empty, 0
+    model = store.latest_model(wh)
+    trained = False
+    if (model is None and len(recs) >= p.min_training_records) or (
+            model is not None and len(recs) >= model.trained_records * p.retrain_growth):
+        model, trained = probabilistic.train(recs, p.seed), True
+    if model is None:
+        return None, False, "rules_only", empty, 0
+    before = store.read(wh, "records")
+    if full or trained or before.empty or (before["model_version"] != model.version).any():
+        pairs = probabilistic.score(model, recs, p.keep_scores_from)
+        return model, trained, "full", pairs.assign(model_version=model.version), len(recs)
+    old_pairs = store.read(wh, "match_pairs").rename(columns={"left_lead_id": "left", "right_lead_id": "right"})
+    known = dict(zip(before["lead_id"], before["fingerprint"]))
+    changed = {x for x, f in zip(recs["lead_id"], recs["fingerprint"]) if known.get(x) != f}
+    present = set(recs["lead_id"])
+    keep = old_pairs[~old_pairs["left"].isin(changed) & ~old_pairs["right"].isin(changed)
+                     & old_pairs["left"].isin(present) & old_pairs["right"].isin(present)]
+    new = probabilistic.score(model, recs, p.keep_scores_from, changed=changed) if changed else empty.iloc[:, :5]
+    pairs = pd.concat([keep.drop(columns="model_version"), new], ignore_index=True)
+    pairs = pairs.sort_values(["left", "right"]).drop_duplicates(["left", "right"]).reset_index(drop=True)
+    return model, trained, "incremental", pairs.assign(model_version=model.version), len(changed)
+
+
+def _identity_map(event_ids: list[str], sources: pd.DataFrame, canonical: dict[str, str], accepted: pd.DataFrame,
+                  now: datetime) -> pd.DataFrame:
+    """Every source record -> its canonical lead id; the rule and score are those of the strongest
+    accepted edge at its record (`self` for the canonical record itself)."""
+    rows = pd.concat([pd.DataFrame({"source_system": "events", "source_id": event_ids, "record_lead_id": event_ids}),
+                      sources.rename(columns={"lead_id": "record_lead_id"})[["source_system", "source_id", "record_lead_id"]]],
+                     ignore_index=True)
+    ends = pd.concat([accepted[["left", "rule", "score"]].rename(columns={"left": "record_lead_id"}),
+                      accepted[["right", "rule", "score"]].rename(columns={"right": "record_lead_id"})])
+    ends = ends.assign(_rank=ends["rule"].map(rules.rule_rank)).sort_values(["record_lead_id", "_rank", "score"],
+                                                                            ascending=[True, True, False])
+    best = ends.drop_duplicates("record_lead_id").set_index("record_lead_id")
+    rows["lead_id"] = rows["record_lead_id"].map(lambda x: canonical.get(x, x))
+    is_self = rows["lead_id"] == rows["record_lead_id"]
+    rows["match_rule"] = rows["record_lead_id"].map(best["rule"]).where(~is_self, "self").fillna("self")
+    rows["match_score"] = rows["record_lead_id"].map(best["score"]).where(~is_self, 1.0).fillna(1.0).astype(float)
+    rows["resolved_at"] = pd.Timestamp(now).tz_localize(None) if pd.Timestamp(now).tzinfo else pd.Timestamp(now)
+    return rows.sort_values(["source_system", "source_id"]).drop_duplicates(["source_system", "source_id"]).reset_index(drop=True)
+
+
+def _summary(recs, identity_map, edges, clustering, hits, log: DecisionLog, decisions) -> dict:
+    sizes = Counter(Counter(clustering.canonical.values()).values())
+    buckets = {"1": 0, "2": 0, "3-4": 0, "5-9": 0, "10+": 0}
+    for size, n in sizes.items():
+        key = "1" if size == 1 else "2" if size == 2 else "3-4" if size < 5 else "5-9" if size < 10 else "10+"
+        buckets[key] += n
+    acc = edges[edges["accepted"]]
+    return {
+        "lead_records": len(recs),
+        "source_records": len(identity_map),
+        "canonical_leads": int(identity_map["lead_id"].nunique()),
+        "clusters_by_size": buckets,
+        "largest_cluster": max(sizes) if sizes else 0,
+        "edges_by_rule": dict(sorted(Counter(acc["rule"]).items())),
+        "edges_refused": dict(sorted(Counter(edges.loc[~edges["accepted"], "reason"]).items())),
+        "guard_blocked_values": hits.blocked,
+        "guard_too_common_values": hits.too_common[:20],
+        "oversized_clusters": clustering.oversized[:20],
+        "manual_merges": len(log.manual_merges),
+        "manual_unmerges": len(log.declared_different),
+        "decisions": dict(Counter(d["event_type"] for d in decisions)),
+    }

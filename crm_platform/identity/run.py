@@ -1,0 +1,105 @@
+"""An identity run against a warehouse: resolve, log the decisions as events through the ingest
+path, write the identity tables and fill `core.events.canonical_lead_id`.
+
+The decisions land as a canonical event file (`landing/events/identity/`), so they are validated,
+ledgered and replayable like every other event. Order makes a crash harmless: decisions first (a
+rerun finds them in the log and decides nothing twice), then the tables, then canonical ids.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+
+from crm_platform.identity import store
+from crm_platform.identity.config import IdentityConfig
+from crm_platform.identity.resolve import Resolution, resolve
+from crm_platform.ingest.event_files import FileOutcome
+from crm_platform.ingest.pii_hashing import PiiHasher
+from crm_platform.ingest.run import ingest_landing
+from crm_platform.plan.model import TrackingPlan
+from crm_platform.sources.mapping import SourceMapping, load_mappings
+from crm_platform.warehouse import Warehouse
+
+DECISIONS_DIR = "events/identity"
+
+
+@dataclass
+class IdentityRun:
+    resolution: Resolution
+    decisions_file: str | None
+    decisions_ingest: list[FileOutcome]
+    canonical_changed: int  # lead records whose canonical id changed in this run
+
+
+def run_identity(wh: Warehouse, landing_dir: Path, plan: TrackingPlan, pii_key: bytes,
+                 config: IdentityConfig | None = None, now: datetime | None = None, full: bool = False,
+                 mappings: Sequence[SourceMapping] | None = None) -> IdentityRun:
+    config = config or IdentityConfig.load()
+    now = now or datetime.now(UTC)
+    mappings = load_mappings(plan) if mappings is None else mappings
+    hasher = PiiHasher(pii_key, ())
+    with wh.exclusive("identity"):
+        res = resolve(wh, mappings, config, hasher.hash, now, full=full)
+        path, outcomes = None, []
+        if res.decisions:
+            path = write_decisions(landing_dir, res.decisions, now)
+            outcomes = ingest_landing(wh, landing_dir, plan, pii_key, only=[path])
+            failed = [o for o in outcomes if o.records_quarantined or o.status != "complete"]
+            if failed:  # our own events must validate: anything else is a bug, not bad data
+                raise RuntimeError(f"identity decisions in {path} did not all validate: {failed[0]}")
+        previous = store.read(wh, "lead_identity_map")
+        write_tables(wh, res, now)
+        changed = update_canonical_ids(wh, res.identity_map, previous)
+    return IdentityRun(res, path, outcomes, changed)
+
+
+def write_decisions(landing_dir: Path, decisions: list[dict], now: datetime) -> str:
+    """One JSONL file per run, named by time and content (a rerun never overwrites another's)."""
+    body = "".join(json.dumps(d, sort_keys=True, ensure_ascii=False) + "\n" for d in decisions).encode("utf-8")
+    name = f"decisions-{now.strftime('%Y%m%dT%H%M%S%f')}-{hashlib.sha256(body).hexdigest()[:12]}.jsonl"
+    relative = f"{DECISIONS_DIR}/{name}"
+    target = landing_dir / relative
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(".part")
+    tmp.write_bytes(body)
+    tmp.replace(target)  # appears whole or not at all
+    return relative
+
+
+def write_tables(wh: Warehouse, res: Resolution, now: datetime) -> None:
+    naive = pd.Timestamp(now).tz_convert(None) if pd.Timestamp(now).tzinfo else pd.Timestamp(now)
+    if res.trained and res.model is not None:
+        store.save_model(wh, res.model, naive.to_pydatetime())
+    store.write(wh, "edges", store.table("edges", res.edges.rename(
+        columns={"left": "left_lead_id", "right": "right_lead_id"})))
+    store.write(wh, "records", store.table("records", res.records))
+    store.write(wh, "match_pairs", store.table("match_pairs", res.pairs.rename(
+        columns={"left": "left_lead_id", "right": "right_lead_id"})))
+    store.append(wh, "identity", "runs", store.table("runs", {
+        "resolved_at": [naive.to_pydatetime()], "mode": [res.mode],
+        "model_version": [res.model.version if res.model else None], "records": [res.summary["lead_records"]],
+        "records_compared": [res.compared], "clusters": [res.summary["canonical_leads"]],
+        "decisions": [len(res.decisions)], "summary": [json.dumps(res.summary, sort_keys=True, default=str)]}))
+    store.write(wh, "lead_identity_map", store.table("lead_identity_map", res.identity_map))
+
+
+def update_canonical_ids(wh: Warehouse, identity_map: pd.DataFrame, previous: pd.DataFrame) -> int:
+    """Set core.events.canonical_lead_id where it is not the record's canonical id: the events of
+    merged records (including those ingested since the last run, which arrive with their own lead_id)
+    and of records whose canonical id changed (split back to themselves, say). Returns how many
+    records' canonical id changed in this run."""
+    nodes = identity_map[["record_lead_id", "lead_id"]].drop_duplicates("record_lead_id")
+    before = dict(zip(previous["record_lead_id"], previous["lead_id"])) if len(previous) else {}
+    moved = [before.get(r, r) != c for r, c in zip(nodes["record_lead_id"], nodes["lead_id"])]
+    changed = nodes[[m or r != c for m, r, c in zip(moved, nodes["record_lead_id"], nodes["lead_id"])]]
+    mapping = pa.table({"key": changed["record_lead_id"].astype(str).tolist(), "value": changed["lead_id"].astype(str).tolist()})
+    if mapping.num_rows:
+        wh.update_column("core", "events", "canonical_lead_id", "lead_id", mapping)
+    return sum(moved)

@@ -1,0 +1,97 @@
+"""The identity graph end to end on a hand-built world, on DuckDB and on ClickHouse: clusters and
+canonical ids, canonical_lead_id in core.events, decisions as events, reruns, manual overrides and
+identity as of a past time."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from crm_platform.identity.history import identity_as_of
+from crm_platform_tests.test_ingest.helpers import event, land, query, warehouse
+
+from .world import EXPECTED, T1, clusters, land_world, resolve_now
+
+pytestmark = pytest.mark.usefixtures("engine")
+
+
+def test_records_from_every_source_resolve_to_the_expected_people(data_dir):
+    land_world(data_dir / "landing")
+    run = resolve_now(data_dir)
+    assert clusters(data_dir) == EXPECTED
+    rules = {(s, i): (r, sc) for s, i, r, sc in query(
+        data_dir, "select source_system, source_id, match_rule, match_score from identity.lead_identity_map")}
+    assert rules[("events", "lead_1")] == ("self", 1.0)
+    assert rules[("events", "lead_2")][0] == "email"
+    assert rules[("events", "lead_4")][0] == "phone_name"
+    assert rules[("hubspot", "100")][0] == "external_id"
+    assert rules[("hubspot", "102")][0] == "source_merge:hubspot"
+    assert rules[("salesforce", "00QC")][0] == "source_merge:salesforce"
+    assert rules[("cdc", "7")][0] == "source_merge:cdc"
+    # every event of a merged record carries its cluster's canonical id
+    assert query(data_dir, "select canonical_lead_id from core.events where event_id = 'a2'") == [("lead_1",)]
+    assert query(data_dir, "select count(*) from core.events where lead_id = 'lead_5' and canonical_lead_id <> 'lead_5'") == [(0,)]
+    assert run.canonical_changed == 7  # records that moved to another record's id
+    # each automated merge is a lead_merged event from the identity source, ingested like any other
+    logged = query(data_dir, "select lead_id, attributes ->> 'merged_lead_id', attributes ->> 'match_rule' "
+                             "from core.events where event_type = 'lead_merged' and source = 'identity' order by 2")
+    assert ("lead_1", "lead_2", "email") in logged and ("lead_3", "lead_7", "source_merge:cdc") in logged
+    assert len(logged) == len(run.resolution.decisions) == 7  # one per edge: 3 + 2 + 1 + 1
+    assert not any("@" in str(row) for row in query(data_dir, "select attributes from core.events "
+                                                               "where source = 'identity'"))
+
+
+def test_a_rerun_decides_nothing_and_changes_nothing(data_dir):
+    land_world(data_dir / "landing")
+    resolve_now(data_dir)
+    before = query(data_dir, "select source_system, source_id, lead_id, match_rule from identity.lead_identity_map order by 1, 2")
+    again = resolve_now(data_dir, T1 + timedelta(days=1))
+    assert again.resolution.decisions == [] and again.decisions_file is None and again.canonical_changed == 0
+    assert query(data_dir, "select source_system, source_id, lead_id, match_rule from identity.lead_identity_map "
+                           "order by 1, 2") == before
+
+
+def test_manual_unmerge_and_merge_override_automation_and_survive_reruns(data_dir):
+    landing = data_dir / "landing"
+    land_world(landing)
+    resolve_now(data_dir)
+    land(landing, "manual/2026-04-02.jsonl", [
+        event("m1", "lead_unmerged", occurred_at="2026-04-02T09:00:00Z", lead_id="lead_1", source="manual",
+              merged_lead_id="lead_2", reason="different people", decided_by="ops@example.com"),
+        event("m2", "lead_merged", occurred_at="2026-04-02T09:05:00Z", lead_id="lead_5", source="manual",
+              merged_lead_id="lead_6", match_rule="manual", decided_by="ops@example.com"),
+    ])
+    run = resolve_now(data_dir, T1 + timedelta(days=2))
+    got = clusters(data_dir)
+    assert got["lead_2"] == {("events", "lead_2")}
+    assert ("events", "lead_2") not in got["lead_1"]
+    assert got["lead_5"] == {("events", "lead_5"), ("events", "lead_6")}
+    # the identity graph reverses its own merge and says why
+    reversal = [d for d in run.resolution.decisions if d["event_type"] == "lead_unmerged"]
+    assert [(d["lead_id"], d["attributes"]["merged_lead_id"]) for d in reversal] == [("lead_1", "lead_2")]
+    assert "declared" in reversal[0]["attributes"]["reason"]
+    assert query(data_dir, "select canonical_lead_id from core.events where event_id = 'a2'") == [("lead_2",)]
+    for day in (3, 4):  # and nothing automated undoes the person's decision
+        again = resolve_now(data_dir, T1 + timedelta(days=day), full=True)
+        assert again.resolution.decisions == []
+        assert clusters(data_dir) == got
+
+
+def test_identity_as_of_any_past_time_comes_from_the_decision_log(data_dir):
+    landing = data_dir / "landing"
+    land_world(landing)
+    resolve_now(data_dir)
+    land(landing, "manual/2026-04-02.jsonl", [
+        event("m1", "lead_unmerged", occurred_at="2026-04-02T09:00:00Z", lead_id="lead_1", source="manual",
+              merged_lead_id="lead_2", reason="different people")])
+    resolve_now(data_dir, T1 + timedelta(days=2))
+    with warehouse(read_only=True) as wh:
+        before_any = identity_as_of(wh, T1 - timedelta(days=1))
+        after_first = identity_as_of(wh, T1 + timedelta(hours=1))
+        now = identity_as_of(wh, T1 + timedelta(days=3))
+    assert before_any == {}
+    assert after_first["lead_2"] == "lead_1" and after_first["hubspot:102"] == "hubspot:101"
+    assert now.get("lead_2", "lead_2") == "lead_2" and now["salesforce:00QA"] == "lead_1"
+    current = {r: c for r, c in query(data_dir, "select distinct record_lead_id, lead_id from identity.lead_identity_map")}
+    assert {r: c for r, c in current.items() if c != r or r in now} == {r: now.get(r, r) for r in current
+                                                                         if now.get(r, r) != r or r in now}
