@@ -134,8 +134,21 @@ def train(records: pd.DataFrame, seed: int) -> MatchModel:
         linker.training.estimate_parameters_using_expectation_maximisation(block_on(*cols), max_pairs=EM_MAX_PAIRS)
     tfs = {c: linker.table_management.compute_tf_table(c).as_pandas_dataframe()
            .sort_values(c).reset_index(drop=True) for c in TF_COLUMNS}
-    model = linker.misc.save_model_to_json()
+    model = _canonical(linker.misc.save_model_to_json())
     return MatchModel(model, tfs, len(records), MatchModel.digest(model, tfs))
+
+
+def _canonical(value):
+    """The model without its run-specific parts: no random linker id, and probabilities rounded to
+    10 significant digits (DuckDB's parallel sums differ in the last bits from run to run), so the
+    same records always train the same model, byte for byte."""
+    if isinstance(value, dict):
+        return {k: _canonical(v) for k, v in value.items() if k != "linker_uid"}
+    if isinstance(value, list):
+        return [_canonical(v) for v in value]
+    if isinstance(value, float):
+        return float(f"{value:.10g}")
+    return value
 
 
 def score(model: MatchModel, records: pd.DataFrame, keep_from: float,

@@ -69,4 +69,4 @@ def fingerprints(records: pd.DataFrame) -> pd.Series:
     """A digest of each record's normal form: a record whose digest changed is compared again."""
     cols = ["lead_id", *COLUMNS, "email_domain", "phone"]
     digest = pd.util.hash_pandas_object(records[cols].astype("string"), index=False)  # fixed key: stable
-    return digest.map("{:016x}".format)
+    return pd.Series([f"{d:016x}" for d in digest], index=records.index, dtype=object)

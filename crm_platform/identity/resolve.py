@@ -9,6 +9,7 @@ term frequencies are frozen). `full=True` rescores everything and gives the same
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -49,6 +50,7 @@ class Resolution:
 
 def resolve(wh: Warehouse, mappings: Sequence[SourceMapping], config: IdentityConfig,
             hash_value: Callable[[str], str], now: datetime, full: bool = False) -> Resolution:
+    clock = _Stopwatch()
     recs = normalized_records(inputs.lead_records(wh))
     regions = dict(zip(recs["lead_id"], recs["country"]))
     contacts = normalized_contacts(inputs.contact_values(wh), regions)
@@ -57,6 +59,7 @@ def resolve(wh: Warehouse, mappings: Sequence[SourceMapping], config: IdentityCo
     sources, merges = inputs.source_records(wh, lead_maps)
     event_ids = inputs.event_lead_ids(wh).column("lead_id").to_pylist()
     log = read_log(inputs.decision_events(wh).to_pandas())
+    clock.lap("read_and_normalize")
 
     hits = rules.GuardHits()
     g = config.guards
@@ -68,7 +71,9 @@ def resolve(wh: Warehouse, mappings: Sequence[SourceMapping], config: IdentityCo
             + [(a, b, "manual", 1.0, {"event_id": e}) for (a, b), e in log.manual_merges.items()])
 
     recs["fingerprint"] = fingerprints(recs)
+    clock.lap("deterministic_rules")
     model, trained, mode, pairs, compared = _probabilistic(wh, recs, config, now, full)
+    clock.lap("probabilistic")
     p = config.probabilistic
     above = pairs[pairs["match_probability"] >= p.threshold]
     vetoed = rules.conflicting_pairs(above, recs)
@@ -82,6 +87,7 @@ def resolve(wh: Warehouse, mappings: Sequence[SourceMapping], config: IdentityCo
     first_seen = dict(zip(recs["lead_id"], recs["first_seen"]))
     nodes = pd.DataFrame({"lead_id": node_ids, "created": [first_seen.get(x, pd.NaT) for x in node_ids]})
     clustering = cluster(nodes, edges, set(log.declared_different), g.max_cluster_size)
+    clock.lap("clusters")
 
     rank = {x: (first_seen[x], x) for x in first_seen if pd.notna(first_seen[x])}
     automated = clustering.accepted[~clustering.accepted["rule"].isin(LOGGED_RULES)]
@@ -93,9 +99,23 @@ def resolve(wh: Warehouse, mappings: Sequence[SourceMapping], config: IdentityCo
     all_edges = pd.concat([clustering.accepted.assign(accepted=True, reason=None),
                            clustering.rejected.assign(accepted=False),
                            refused.assign(accepted=False, reason="names_conflict")], ignore_index=True)
-    summary = _summary(recs, identity_map, all_edges, clustering, hits, log, decisions)
+    clock.lap("decisions_and_map")
+    summary = {**_summary(recs, identity_map, all_edges, clustering, hits, log, decisions), "seconds": clock.laps}
     state = recs[["lead_id", "fingerprint", "first_seen"]].assign(model_version=model.version if model else None)
     return Resolution(identity_map, all_edges, decisions, state, pairs, model, trained, mode, compared, summary)
+
+
+class _Stopwatch:
+    """Seconds per stage, for the run's metadata and the benchmarks."""
+
+    def __init__(self):
+        self.laps: dict[str, float] = {}
+        self._t = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.laps[name] = round(now - self._t, 3)
+        self._t = now
 
 
 def _probabilistic(wh: Warehouse, recs: pd.DataFrame, config: IdentityConfig, now: datetime, full: bool):

@@ -14,6 +14,7 @@ import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 from rapidfuzz.distance import DamerauLevenshtein, JaroWinkler
 
@@ -82,14 +83,22 @@ def email_edges(contacts: pd.DataFrame, records: pd.DataFrame, guards: Guards, h
     of its group it agrees with, n-1 edges at most per group."""
     rows = shared_values(contacts, "email", guards, hash_value, hits)
     names = _names(records)
-    out = []
-    for key, leads in rows.groupby("key", sort=True)["lead_id"]:
+    first = rows.groupby("key", sort=False)["lead_id"].transform("first")
+    later = rows[rows["lead_id"] != first].assign(first=first)
+    agrees = [not names_conflict(names.get(x, _NO_NAME), names.get(f, _NO_NAME))
+              for x, f in zip(later["lead_id"], later["first"])]
+    out = [(f, x, "email", 1.0, {"email": hash_value(k)})
+           for f, x, k, ok in zip(later["first"], later["lead_id"], later["key"], agrees) if ok]
+    # The few records that disagree with their group's first: the earliest record they agree with.
+    disagreeing = set(later["key"][~np.array(agrees, dtype=bool)])
+    for key, leads in rows[rows["key"].isin(disagreeing)].groupby("key")["lead_id"]:
         group = list(leads)
-        evidence = {"email": hash_value(key)}
         for i, x in enumerate(group[1:], start=1):
-            first = next((y for y in group[:i] if not names_conflict(names.get(x, _NO_NAME), names.get(y, _NO_NAME))), None)
-            if first is not None:
-                out.append((first, x, "email", 1.0, evidence))
+            if not names_conflict(names.get(x, _NO_NAME), names.get(group[0], _NO_NAME)):
+                continue
+            match = next((y for y in group[1:i] if not names_conflict(names.get(x, _NO_NAME), names.get(y, _NO_NAME))), None)
+            if match is not None:
+                out.append((match, x, "email", 1.0, {"email": hash_value(key)}))
     return out
 
 

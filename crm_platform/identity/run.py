@@ -21,13 +21,14 @@ from crm_platform.identity import store
 from crm_platform.identity.config import IdentityConfig
 from crm_platform.identity.resolve import Resolution, resolve
 from crm_platform.ingest.event_files import FileOutcome
+from crm_platform.ingest.landing import PLATFORM_WRITTEN
 from crm_platform.ingest.pii_hashing import PiiHasher
 from crm_platform.ingest.run import ingest_landing
 from crm_platform.plan.model import TrackingPlan
 from crm_platform.sources.mapping import SourceMapping, load_mappings
 from crm_platform.warehouse import Warehouse
 
-DECISIONS_DIR = "events/identity"
+DECISIONS_DIR = PLATFORM_WRITTEN[0].rstrip("/")
 
 
 @dataclass
@@ -98,7 +99,9 @@ def update_canonical_ids(wh: Warehouse, identity_map: pd.DataFrame, previous: pd
     nodes = identity_map[["record_lead_id", "lead_id"]].drop_duplicates("record_lead_id")
     before = dict(zip(previous["record_lead_id"], previous["lead_id"])) if len(previous) else {}
     moved = [before.get(r, r) != c for r, c in zip(nodes["record_lead_id"], nodes["lead_id"])]
-    changed = nodes[[m or r != c for m, r, c in zip(moved, nodes["record_lead_id"], nodes["lead_id"])]]
+    stale = pd.Series([m or r != c for m, r, c in zip(moved, nodes["record_lead_id"], nodes["lead_id"])],
+                      index=nodes.index, dtype=bool)
+    changed = nodes[stale]
     mapping = pa.table({"key": changed["record_lead_id"].astype(str).tolist(), "value": changed["lead_id"].astype(str).tolist()})
     if mapping.num_rows:
         wh.update_column("core", "events", "canonical_lead_id", "lead_id", mapping)

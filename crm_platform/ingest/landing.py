@@ -11,6 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 EVENT_PATTERNS = ("*.jsonl", "*.jsonl.gz")
+# Event files the platform lands and ingests itself, in the same run (identity decisions): a file
+# sensor has nothing to start for them.
+PLATFORM_WRITTEN = ("events/identity/",)
 _HASH_BLOCK = 1 << 22
 
 

@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from crm_platform.ingest.landing import LandedFile, list_event_files, sha256_file
+from crm_platform.ingest.landing import PLATFORM_WRITTEN, LandedFile, list_event_files, sha256_file
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,8 @@ def scan_landing(landing_dir: Path, cursor: str | None, mappings=()) -> Scan:
     known_content = {entry[2] for entry in seen.values()}
     new_content, new_files = [], []
     for f in landed_files(landing_dir, mappings):
+        if f.relative.startswith(PLATFORM_WRITTEN):
+            continue
         entry = seen.get(f.relative)
         if entry and entry[0] == f.size and entry[1] == f.mtime_ns:
             continue

@@ -95,3 +95,24 @@ def test_identity_as_of_any_past_time_comes_from_the_decision_log(data_dir):
     current = {r: c for r, c in query(data_dir, "select distinct record_lead_id, lead_id from identity.lead_identity_map")}
     assert {r: c for r, c in current.items() if c != r or r in now} == {r: now.get(r, r) for r in current
                                                                          if now.get(r, r) != r or r in now}
+
+
+def test_a_placeholder_shared_by_many_records_links_none_of_them_and_warns(data_dir):
+    from crm_platform.identity.checks import evaluate
+
+    land(data_dir / "landing", "web-1/2026-W11.jsonl", [
+        event(f"p{i}", "lead_created", occurred_at="2026-03-09T10:00:00Z", lead_id=f"lead_p{i}", email=f"p{i}@corp.com",
+              first_name="John", last_name="Smith", phone="+1 617 555 0100", country="US") for i in range(25)])
+    run = resolve_now(data_dir)
+    assert run.resolution.decisions == []
+    assert run.resolution.summary["guard_too_common_values"][0]["records"] == 25
+    with warehouse(read_only=True) as wh:
+        results = {r.name: r for r in evaluate(wh, run.resolution.summary)}
+    assert not results["cluster_size_guard"].passed and results["cluster_size_guard"].severity == "WARN"
+    assert results["canonical_ids_current"].passed and results["declared_different_apart"].passed
+
+
+def test_nothing_landed_resolves_to_nothing(data_dir):
+    run = resolve_now(data_dir)
+    assert run.resolution.identity_map.empty and run.resolution.decisions == [] and run.canonical_changed == 0
+    assert query(data_dir, "select count(*) from identity.lead_identity_map") == [(0,)]

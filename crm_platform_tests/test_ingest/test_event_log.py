@@ -193,5 +193,10 @@ def test_the_sensor_requests_one_run_per_new_content_and_never_twice(data_dir, m
     cdc = landing / "cdc" / "leads" / "2026-03-01.jsonl"
     cdc.parent.mkdir(parents=True)
     cdc.write_text("null\n")
-    third = landing_events_sensor(dg.build_sensor_context(cursor=ctx2.cursor))
+    ctx3 = dg.build_sensor_context(cursor=ctx2.cursor)
+    third = landing_events_sensor(ctx3)
     assert isinstance(third, dg.RunRequest) and third.tags["crm/new_files"] == "1"
+    # Events the platform lands and ingests itself (identity decisions) start nothing.
+    land(landing, "identity/decisions-1.jsonl", [event("x9", "lead_merged", source="identity", merged_lead_id="lead_2",
+                                                       match_rule="email")])
+    assert isinstance(landing_events_sensor(dg.build_sensor_context(cursor=ctx3.cursor)), dg.SkipReason)
