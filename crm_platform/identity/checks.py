@@ -23,12 +23,12 @@ def stale_canonical_ids(wh: Warehouse) -> int:
 
 def declared_different_together(wh: Warehouse) -> int:
     """Pairs a person declared different (manual lead_unmerged) that share a canonical id."""
-    log = read_log(inputs.decision_events(wh).to_pandas())
-    if not log.declared_different:
+    pairs = read_log(inputs.decision_events(wh).to_pandas()).declared_different_pairs()
+    if not pairs:
         return 0
     im = wh.table_name(*MAP)
     canonical = dict(wh.fetchall(f"SELECT DISTINCT record_lead_id, lead_id FROM {im}"))
-    return sum(1 for a, b in log.declared_different if canonical.get(a, a) == canonical.get(b, b))
+    return sum(1 for a, b in pairs if canonical.get(a, a) == canonical.get(b, b))
 
 
 def evaluate(wh: Warehouse, summary: dict) -> list[CheckResult]:

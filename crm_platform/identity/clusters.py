@@ -22,7 +22,7 @@ from crm_platform.identity.rules import rule_rank
 
 @dataclass
 class Clustering:
-    canonical: dict[str, str]  # lead record -> canonical lead id
+    canonical: pd.Series  # lead record (index) -> canonical lead id
     accepted: pd.DataFrame  # edges kept
     rejected: pd.DataFrame  # edges refused, with `reason`
     oversized: list[dict]  # clusters the size guard cut: {canonical, records_linked, limit}
@@ -51,12 +51,11 @@ def cluster(nodes: pd.DataFrame, edges: pd.DataFrame, cannot_link: set[tuple[str
             max_size: int) -> Clustering:
     """`nodes`: lead_id, created (NaT when unknown); `edges`: left, right, rule, score, evidence
     (manual merges have rule `manual`); `cannot_link`: (left, right) pairs declared different."""
-    ids = sorted(set(nodes["lead_id"]) | set(edges["left"]) | set(edges["right"]))
-    index = {x: i for i, x in enumerate(ids)}
+    ids = pd.Index(pd.concat([nodes["lead_id"], edges["left"], edges["right"]]).astype(object).unique()).sort_values()
     n = len(ids)
     edges = edges.reset_index(drop=True)
-    a = edges["left"].map(index).to_numpy(dtype=np.int64)
-    b = edges["right"].map(index).to_numpy(dtype=np.int64)
+    a = ids.get_indexer(edges["left"]).astype(np.int64)
+    b = ids.get_indexer(edges["right"]).astype(np.int64)
     graph = coo_matrix((np.ones(len(a), dtype=np.int8), (a, b)), shape=(n, n))
     _, labels = connected_components(graph, directed=False)
 
@@ -64,7 +63,10 @@ def cluster(nodes: pd.DataFrame, edges: pd.DataFrame, cannot_link: set[tuple[str
     reasons: dict[int, str] = {}
     oversized = []
     sizes = np.bincount(labels, minlength=n)
-    forbidden = [(index[x], index[y]) for x, y in cannot_link if x in index and y in index]
+    pairs = sorted(cannot_link)
+    where_x = ids.get_indexer([x for x, _ in pairs]) if pairs else np.array([], dtype=np.int64)
+    where_y = ids.get_indexer([y for _, y in pairs]) if pairs else np.array([], dtype=np.int64)
+    forbidden = [(int(x), int(y)) for x, y in zip(where_x, where_y) if x >= 0 and y >= 0]
     broken = {labels[x] for x, y in forbidden if labels[x] == labels[y]} | set(np.flatnonzero(sizes > max_size))
     if broken:
         edge_label = labels[a] if len(a) else np.array([], dtype=np.int64)
@@ -77,15 +79,14 @@ def cluster(nodes: pd.DataFrame, edges: pd.DataFrame, cannot_link: set[tuple[str
             labels[members] = [n + rebuilt[m] for m in members]  # apart from scipy's labels (< n)
             if cut_by_size:
                 oversized.append({"first_record": ids[members[0]], "records_linked": len(members), "limit": max_size})
-    created = pd.Series(pd.NaT, index=ids, dtype="datetime64[us]")
     known = nodes.drop_duplicates("lead_id").set_index("lead_id")["created"]
-    created.loc[known.index] = known.to_numpy(dtype="datetime64[us]")
-    order = pd.DataFrame({"lead_id": ids, "label": labels, "created": created.to_numpy()})
+    created = known.reindex(ids).to_numpy(dtype="datetime64[us]")
+    order = pd.DataFrame({"lead_id": ids.to_numpy(), "label": labels, "created": created})
     order = order.sort_values(["label", "created", "lead_id"], na_position="last", kind="stable")
     first = order.drop_duplicates("label").set_index("label")["lead_id"]
-    canonical = dict(zip(ids, first.loc[labels].to_numpy()))
+    canonical = pd.Series(first.reindex(labels).to_numpy(), index=ids, name="canonical")
     for o in oversized:
-        o["canonical"] = canonical[o.pop("first_record")]
+        o["canonical"] = canonical.loc[o.pop("first_record")]
     rejected = edges[~keep].assign(reason=[reasons[i] for i in np.flatnonzero(~keep)])
     return Clustering(canonical, edges[keep].reset_index(drop=True), rejected.reset_index(drop=True), oversized)
 

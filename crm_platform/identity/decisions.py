@@ -3,96 +3,112 @@
 The log holds three kinds of decisions: merges made in a CRM (`lead_merged` from a source such as
 `crm` or `cdc`), manual decisions (source `manual`, which override everything automated and so
 survive every rerun), and the identity graph's own (source `identity`). Replaying the log up to a
-time gives identity as it was then (`replay`).
+time gives identity as it was then (`history.identity_as_of`).
 
 Each run compares the merges the evidence supports now with the identity graph's merges still in
-force, and writes the difference: new merges, and reversals of merges no longer supported.
+force, and logs the difference: new merges, and reversals of merges no longer supported. All of it
+is columnar (a night can decide millions of merges on a first run).
 """
 from __future__ import annotations
 
 import hashlib
-import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
+import numpy as np
 import pandas as pd
 
 IDENTITY_SOURCE = "identity"
 MANUAL_SOURCE = "manual"
 PRODUCER = "crm_platform.identity"
 SCHEMA_VERSION = "2026-01-1"
+PAIR = ["left", "right"]
+DECISION_COLUMNS = ["event_type", "event_id", "lead_id", "merged_lead_id", "match_rule", "match_score", "evidence",
+                    "reverses_event_id", "reason"]
 
-Pair = tuple[str, str]
 
-
-def pair(a: str, b: str) -> Pair:
-    return (a, b) if a < b else (b, a)
+def ordered_pairs(a: pd.Series, b: pd.Series) -> pd.DataFrame:
+    """(left, right) with left < right, row by row."""
+    a, b = a.astype(object).to_numpy(), b.astype(object).to_numpy()
+    swap = a > b
+    return pd.DataFrame({"left": np.where(swap, b, a), "right": np.where(swap, a, b)})
 
 
 @dataclass
 class DecisionLog:
-    crm_merges: dict[Pair, str] = field(default_factory=dict)  # pair -> the CRM's event id
-    manual_merges: dict[Pair, str] = field(default_factory=dict)
-    declared_different: dict[Pair, str] = field(default_factory=dict)  # manual unmerges in force
-    active: dict[Pair, str] = field(default_factory=dict)  # identity merges in force -> their event id
-    last_event: dict[Pair, str] = field(default_factory=dict)  # newest identity event per pair
+    """The decisions in force, each a frame of (left, right, event_id)."""
+    crm_merges: pd.DataFrame
+    manual_merges: pd.DataFrame
+    declared_different: pd.DataFrame  # manual unmerges in force
+    active: pd.DataFrame  # the identity graph's merges in force
+    last_event: pd.DataFrame  # the newest identity event per pair (merge or reversal)
+
+    def declared_different_pairs(self) -> set[tuple[str, str]]:
+        return set(zip(self.declared_different["left"], self.declared_different["right"]))
+
+
+def _empty() -> pd.DataFrame:
+    return pd.DataFrame({"left": pd.Series(dtype=object), "right": pd.Series(dtype=object),
+                         "event_id": pd.Series(dtype=object)})
 
 
 def read_log(events: pd.DataFrame, until: datetime | None = None) -> DecisionLog:
-    """Replay lead_merged / lead_unmerged events (oldest first), optionally up to `until`."""
-    log = DecisionLog()
+    """The decisions in force after replaying lead_merged / lead_unmerged events (oldest first,
+    `inputs.decision_events`), optionally up to `until`: per pair and kind of decider, the latest
+    event counts."""
     if until is not None:
-        events = events[events["occurred_at"] <= pd.Timestamp(until).tz_localize(None)]
-    for ev in events.itertuples(index=False):
-        if not (ev.lead_id and ev.merged_lead_id) or ev.lead_id == ev.merged_lead_id:
-            continue
-        p = pair(ev.lead_id, ev.merged_lead_id)
-        merge = ev.event_type == "lead_merged"
-        if ev.source == MANUAL_SOURCE:  # the latest manual word on a pair is the one that counts
-            (log.manual_merges if merge else log.declared_different)[p] = ev.event_id
-            (log.declared_different if merge else log.manual_merges).pop(p, None)
-        elif ev.source == IDENTITY_SOURCE:
-            log.last_event[p] = ev.event_id
-            if merge:
-                log.active[p] = ev.event_id
-            elif log.active.get(p) == ev.reverses_event_id or ev.reverses_event_id is None:
-                log.active.pop(p, None)
-        elif merge:
-            log.crm_merges[p] = ev.event_id
-        else:  # a CRM reversing its own merge
-            log.crm_merges.pop(p, None)
-    return log
+        moment = pd.Timestamp(until)
+        events = events[events["occurred_at"] <= (moment.tz_convert(None) if moment.tzinfo else moment)]
+    events = events[events["lead_id"].notna() & events["merged_lead_id"].notna()
+                    & (events["lead_id"] != events["merged_lead_id"])]
+    if events.empty:
+        return DecisionLog(_empty(), _empty(), _empty(), _empty(), _empty())
+    ev = pd.concat([ordered_pairs(events["lead_id"], events["merged_lead_id"]),
+                    events[["event_id", "event_type", "source"]].reset_index(drop=True)], axis=1)
+    ev["merge"] = ev["event_type"] == "lead_merged"
+    ev["decider"] = np.where(ev["source"] == MANUAL_SOURCE, "manual",
+                             np.where(ev["source"] == IDENTITY_SOURCE, "identity", "crm"))
+    latest = ev.drop_duplicates(["decider", *PAIR], keep="last")  # events come oldest first
+
+    def pick(decider: str, merge: bool) -> pd.DataFrame:
+        rows = latest[(latest["decider"] == decider) & (latest["merge"] == merge)]
+        return rows[[*PAIR, "event_id"]].sort_values(PAIR).reset_index(drop=True)
+
+    identity = latest[latest["decider"] == "identity"][[*PAIR, "event_id"]].sort_values(PAIR).reset_index(drop=True)
+    return DecisionLog(pick("crm", True), pick("manual", True), pick("manual", False), pick("identity", True), identity)
 
 
-def _event_id(*parts: str) -> str:
-    return "idn_" + hashlib.sha256("|".join(parts).encode("utf-8")).hexdigest()[:28]
+def _event_ids(kind: str, *parts: pd.Series) -> list[str]:
+    return ["idn_" + hashlib.sha256("|".join((kind, *p)).encode("utf-8")).hexdigest()[:28]
+            for p in zip(*(x.astype(str) for x in parts))]
 
 
-def decide(accepted: pd.DataFrame, log: DecisionLog, now: datetime, rank: dict[str, tuple]) -> list[dict]:
-    """Events for the difference between `accepted` (the automated edges the evidence supports now:
-    left, right, rule, score, evidence) and the identity merges in force. `rank` orders records
-    (earliest created first): the earlier record of a pair is the survivor, the event's lead_id."""
-    occurred = now.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    wanted = {(a, b): (rule, score, evidence) for a, b, rule, score, evidence
-              in accepted[["left", "right", "rule", "score", "evidence"]].itertuples(index=False, name=None)}
-    out = []
-    for p in sorted(set(wanted) - set(log.active)):
-        rule, score, evidence = wanted[p]
-        survivor, merged = sorted(p, key=lambda x: (rank.get(x, (pd.Timestamp.max, x)), x))
-        out.append(_event("lead_merged", _event_id("merge", *p, rule, log.last_event.get(p, "")), occurred,
-                          survivor, {"merged_lead_id": merged, "match_rule": rule, "match_score": round(float(score), 6),
-                                     "evidence": json.loads(evidence), "decided_by": PRODUCER}))
-    for p in sorted(set(log.active) - set(wanted)):
-        reverses = log.active[p]
-        reason = ("a person declared these records different" if p in log.declared_different
-                  else "the evidence for this merge is gone or no longer accepted")
-        survivor, merged = p
-        out.append(_event("lead_unmerged", _event_id("unmerge", reverses), occurred, survivor,
-                          {"merged_lead_id": merged, "reverses_event_id": reverses, "reason": reason,
-                           "decided_by": PRODUCER}))
-    return out
-
-
-def _event(kind: str, event_id: str, occurred: str, lead_id: str, attributes: dict) -> dict:
-    return {"event_type": kind, "schema_version": SCHEMA_VERSION, "event_id": event_id, "occurred_at": occurred,
-            "source": IDENTITY_SOURCE, "producer_id": PRODUCER, "lead_id": lead_id, "attributes": attributes}
+def decide(accepted: pd.DataFrame, log: DecisionLog, rank: pd.Series) -> pd.DataFrame:
+    """The decisions (DECISION_COLUMNS) for the difference between `accepted` (the automated edges
+    the evidence supports now: left, right, rule, score, evidence) and the identity merges in force.
+    `rank` (record -> creation time) makes the earlier record of a pair the survivor, the event's
+    lead_id (ties and unknown times: the smaller id)."""
+    merges = accepted.merge(log.active[PAIR], on=PAIR, how="left", indicator=True)
+    merges = merges[merges["_merge"] == "left_only"].drop(columns="_merge")
+    merges = merges.merge(log.last_event.rename(columns={"event_id": "previous"}), on=PAIR, how="left")
+    created_l = rank.reindex(merges["left"].to_numpy()).to_numpy(dtype="datetime64[us]")
+    created_r = rank.reindex(merges["right"].to_numpy()).to_numpy(dtype="datetime64[us]")
+    right_first = (created_r < created_l) | (np.isnat(created_l) & ~np.isnat(created_r))
+    new = pd.DataFrame({
+        "event_type": "lead_merged",
+        "event_id": _event_ids("merge", merges["left"], merges["right"], merges["rule"], merges["previous"].fillna("")),
+        "lead_id": np.where(right_first, merges["right"], merges["left"]),
+        "merged_lead_id": np.where(right_first, merges["left"], merges["right"]),
+        "match_rule": merges["rule"].to_numpy(), "match_score": merges["score"].astype(float).round(6).to_numpy(),
+        "evidence": merges["evidence"].to_numpy(), "reverses_event_id": None, "reason": None})
+    gone = log.active.merge(accepted[PAIR], on=PAIR, how="left", indicator=True)
+    gone = gone[gone["_merge"] == "left_only"].drop(columns="_merge")
+    declared = gone.merge(log.declared_different[PAIR].assign(declared=True), on=PAIR, how="left")["declared"]
+    reversals = pd.DataFrame({
+        "event_type": "lead_unmerged", "event_id": _event_ids("unmerge", gone["event_id"]),
+        "lead_id": gone["left"].to_numpy(), "merged_lead_id": gone["right"].to_numpy(), "match_rule": None,
+        "match_score": np.nan, "evidence": None, "reverses_event_id": gone["event_id"].to_numpy(),
+        "reason": np.where(declared.fillna(False).astype(bool), "a person declared these records different",
+                           "the evidence for this merge is gone or no longer accepted")})
+    out = pd.concat([new, reversals], ignore_index=True) if len(reversals) else new
+    return out[DECISION_COLUMNS].sort_values(["event_type", "lead_id", "merged_lead_id"]).reset_index(drop=True)

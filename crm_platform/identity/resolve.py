@@ -8,7 +8,6 @@ term frequencies are frozen). `full=True` rescores everything and gives the same
 """
 from __future__ import annotations
 
-import json
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -63,39 +62,33 @@ def resolve(wh: Warehouse, mappings: Sequence[SourceMapping], config: IdentityCo
 
     hits = rules.GuardHits()
     g = config.guards
-    rows = (rules.email_edges(contacts, recs, g, hash_value, hits)
-            + rules.phone_edges(contacts, recs, g, hash_value, hits)
-            + rules.external_id_edges(inputs.external_ids(wh).to_pandas(), lead_maps)
-            + rules.source_merge_edges(merges)
-            + [(a, b, "crm_merge", 1.0, {"event_id": e}) for (a, b), e in log.crm_merges.items()]
-            + [(a, b, "manual", 1.0, {"event_id": e}) for (a, b), e in log.manual_merges.items()])
-
+    found = [rules.email_edges(contacts, recs, g, hash_value, hits),
+             rules.phone_edges(contacts, recs, g, hash_value, hits),
+             rules.external_id_edges(inputs.external_ids(wh).to_pandas(), lead_maps),
+             rules.source_merge_edges(merges),
+             rules.logged_edges(log.crm_merges, "crm_merge"),
+             rules.logged_edges(log.manual_merges, "manual")]
     recs["fingerprint"] = fingerprints(recs)
     clock.lap("deterministic_rules")
-    model, trained, mode, pairs, compared = _probabilistic(wh, recs, config, now, full)
-    clock.lap("probabilistic")
-    p = config.probabilistic
-    above = pairs[pairs["match_probability"] >= p.threshold]
-    vetoed = rules.conflicting_pairs(above, recs)
-    accepted_pairs, refused_pairs = above[~vetoed], above[vetoed]
-    rows += [(a, b, "probabilistic", prob, {"levels": json.loads(lv), "match_weight": round(w, 4)})
-             for a, b, prob, w, lv in accepted_pairs[["left", "right", "match_probability", "match_weight", "levels"]]
-             .itertuples(index=False, name=None)]
-    edges = rules.edges_frame(rows)
 
-    node_ids = sorted(set(recs["lead_id"]) | set(sources.column("lead_id").to_pylist()) | set(event_ids))
-    first_seen = dict(zip(recs["lead_id"], recs["first_seen"]))
-    nodes = pd.DataFrame({"lead_id": node_ids, "created": [first_seen.get(x, pd.NaT) for x in node_ids]})
-    clustering = cluster(nodes, edges, set(log.declared_different), g.max_cluster_size)
+    model, trained, mode, pairs, compared = _probabilistic(wh, recs, config, now, full)
+    above = pairs[pairs["match_probability"] >= config.probabilistic.threshold]
+    vetoed = rules.conflicting_pairs(above, recs)
+    found.append(_probabilistic_edges(above[~vetoed]))
+    edges = rules.edges_frame(found)
+    clock.lap("probabilistic")
+
+    node_ids = pd.Index(pd.concat([recs["lead_id"], sources.column("lead_id").to_pandas(),
+                                   pd.Series(event_ids, dtype=object)]).astype(object).unique())
+    first_seen = recs.set_index("lead_id")["first_seen"]
+    nodes = pd.DataFrame({"lead_id": node_ids.to_numpy(), "created": first_seen.reindex(node_ids).to_numpy()})
+    clustering = cluster(nodes, edges, log.declared_different_pairs(), g.max_cluster_size)
     clock.lap("clusters")
 
-    rank = {x: (first_seen[x], x) for x in first_seen if pd.notna(first_seen[x])}
     automated = clustering.accepted[~clustering.accepted["rule"].isin(LOGGED_RULES)]
-    decisions = decide(automated, log, now, rank)
+    decisions = decide(automated, log, first_seen)
     identity_map = _identity_map(event_ids, sources.to_pandas(), clustering.canonical, clustering.accepted, now)
-    refused = rules.edges_frame((a, b, "probabilistic", prob, {"match_weight": round(w, 4)}) for a, b, prob, w in
-                                refused_pairs[["left", "right", "match_probability", "match_weight"]]
-                                .itertuples(index=False, name=None))
+    refused = _probabilistic_edges(above[vetoed])  # Splink's pairs are ordered already
     all_edges = pd.concat([clustering.accepted.assign(accepted=True, reason=None),
                            clustering.rejected.assign(accepted=False),
                            refused.assign(accepted=False, reason="names_conflict")], ignore_index=True)
@@ -103,6 +96,13 @@ def resolve(wh: Warehouse, mappings: Sequence[SourceMapping], config: IdentityCo
     summary = {**_summary(recs, identity_map, all_edges, clustering, hits, log, decisions), "seconds": clock.laps}
     state = recs[["lead_id", "fingerprint", "first_seen"]].assign(model_version=model.version if model else None)
     return Resolution(identity_map, all_edges, decisions, state, pairs, model, trained, mode, compared, summary)
+
+
+def _probabilistic_edges(pairs: pd.DataFrame) -> pd.DataFrame:
+    """Scored pairs as edges; the evidence is each comparison's match weight."""
+    weight = pairs["match_weight"].astype(float).round(4).astype(str)
+    return rules.edges(pairs["left"], pairs["right"], "probabilistic", pairs["match_probability"].astype(float),
+                       '{"levels": ' + pairs["levels"].astype(str) + ', "match_weight": ' + weight + "}")
 
 
 class _Stopwatch:
@@ -148,7 +148,7 @@ def _probabilistic(wh: Warehouse, recs: pd.DataFrame, config: IdentityConfig, no
     return model, trained, "incremental", pairs.assign(model_version=model.version), len(changed)
 
 
-def _identity_map(event_ids: list[str], sources: pd.DataFrame, canonical: dict[str, str], accepted: pd.DataFrame,
+def _identity_map(event_ids: list[str], sources: pd.DataFrame, canonical: pd.Series, accepted: pd.DataFrame,
                   now: datetime) -> pd.DataFrame:
     """Every source record -> its canonical lead id; the rule and score are those of the strongest
     accepted edge at its record (`self` for the canonical record itself)."""
@@ -157,10 +157,10 @@ def _identity_map(event_ids: list[str], sources: pd.DataFrame, canonical: dict[s
                      ignore_index=True)
     ends = pd.concat([accepted[["left", "rule", "score"]].rename(columns={"left": "record_lead_id"}),
                       accepted[["right", "rule", "score"]].rename(columns={"right": "record_lead_id"})])
-    ends = ends.assign(_rank=ends["rule"].map(rules.rule_rank)).sort_values(["record_lead_id", "_rank", "score"],
+    ends = ends.assign(_rank=ends["rule"].map({r: rules.rule_rank(r) for r in ends["rule"].unique()})).sort_values(["record_lead_id", "_rank", "score"],
                                                                             ascending=[True, True, False])
     best = ends.drop_duplicates("record_lead_id").set_index("record_lead_id")
-    rows["lead_id"] = rows["record_lead_id"].map(lambda x: canonical.get(x, x))
+    rows["lead_id"] = rows["record_lead_id"].map(canonical).fillna(rows["record_lead_id"])
     is_self = rows["lead_id"] == rows["record_lead_id"]
     rows["match_rule"] = rows["record_lead_id"].map(best["rule"]).where(~is_self, "self").fillna("self")
     rows["match_score"] = rows["record_lead_id"].map(best["score"]).where(~is_self, 1.0).fillna(1.0).astype(float)
@@ -169,7 +169,7 @@ def _identity_map(event_ids: list[str], sources: pd.DataFrame, canonical: dict[s
 
 
 def _summary(recs, identity_map, edges, clustering, hits, log: DecisionLog, decisions) -> dict:
-    sizes = Counter(Counter(clustering.canonical.values()).values())
+    sizes = Counter(clustering.canonical.value_counts().to_numpy().tolist())
     buckets = {"1": 0, "2": 0, "3-4": 0, "5-9": 0, "10+": 0}
     for size, n in sizes.items():
         key = "1" if size == 1 else "2" if size == 2 else "3-4" if size < 5 else "5-9" if size < 10 else "10+"
@@ -188,5 +188,5 @@ def _summary(recs, identity_map, edges, clustering, hits, log: DecisionLog, deci
         "oversized_clusters": clustering.oversized[:20],
         "manual_merges": len(log.manual_merges),
         "manual_unmerges": len(log.declared_different),
-        "decisions": dict(Counter(d["event_type"] for d in decisions)),
+        "decisions": {k: int(v) for k, v in decisions["event_type"].value_counts().sort_index().items()},
     }

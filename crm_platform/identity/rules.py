@@ -6,12 +6,13 @@
 - `source_merge:<system>` / `crm_merge`: a merge made in the source CRM.
 
 A value shared by more records than the guard allows is a placeholder (`info@`, a switchboard) and
-links nothing; `guard_hits` says which, by keyed hash. Edges are (left, right) with left < right.
+links nothing; `GuardHits` says which, by keyed hash. Edges are frames (left, right, rule, score,
+evidence JSON) with left < right; evidence names hashes and rules, never values.
 """
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -20,6 +21,7 @@ from rapidfuzz.distance import DamerauLevenshtein, JaroWinkler
 
 from crm_platform.identity import normalize as norm
 from crm_platform.identity.config import Guards
+from crm_platform.identity.decisions import ordered_pairs
 from crm_platform.identity.inputs import SourceMerge, render_lead_id
 from crm_platform.sources.mapping import SourceMapping
 
@@ -40,27 +42,54 @@ class GuardHits:
     too_common: list[dict] = field(default_factory=list)  # {field, value_hash, records}
 
 
-def edges_frame(rows: Iterable[tuple]) -> pd.DataFrame:
-    """Edges from (a, b, rule, score, evidence dict) rows: ordered pairs, self-pairs dropped, the
-    strongest rule per pair kept."""
-    df = pd.DataFrame([(min(a, b), max(a, b), r, float(s), json.dumps(e, sort_keys=True))
-                       for a, b, r, s, e in rows if a and b and a != b], columns=EDGE_COLUMNS)
+def edges(left, right, rule, score=1.0, evidence="{}") -> pd.DataFrame:
+    """An edge frame from columns (or scalars broadcast over them), by position."""
+    def column(x, dtype=object):
+        return pd.Series(x, dtype=dtype).to_numpy() if not np.isscalar(x) else x
+    df = pd.DataFrame({"left": column(left), "right": column(right)})
+    return df.assign(rule=column(rule), score=column(score, float), evidence=column(evidence))[EDGE_COLUMNS]
+
+
+def edges_from_rows(rows) -> pd.DataFrame:
+    """Edges from (a, b, rule, score, evidence dict) tuples (small sets, hand-built cases)."""
+    rows = list(rows)
+    return edges([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows],
+                 [float(r[3]) for r in rows], [json.dumps(r[4], sort_keys=True) for r in rows])
+
+
+def edges_frame(parts: Sequence[pd.DataFrame] | pd.DataFrame) -> pd.DataFrame:
+    """All edges in one frame: ordered pairs, self-pairs and empty ids dropped, the strongest rule
+    per pair kept, sorted by pair."""
+    df = pd.concat(list(parts), ignore_index=True) if isinstance(parts, (list, tuple)) else parts
+    if df.empty:
+        return pd.DataFrame({c: pd.Series(dtype=float if c == "score" else object) for c in EDGE_COLUMNS})
+    df = df[df["left"].notna() & df["right"].notna() & (df["left"] != df["right"])]
+    pairs = ordered_pairs(df["left"], df["right"])
+    df = pd.concat([pairs, df[["rule", "score", "evidence"]].reset_index(drop=True)], axis=1)
     return strongest_per_pair(df)
 
 
 def strongest_per_pair(df: pd.DataFrame) -> pd.DataFrame:
     if df.empty:
         return df.reset_index(drop=True)
-    ranked = df.assign(_rank=df["rule"].map(rule_rank))
+    ranks = {r: rule_rank(r) for r in df["rule"].unique()}
+    ranked = df.assign(_rank=df["rule"].map(ranks), score=df["score"].astype(float))
     ranked = ranked.sort_values(["left", "right", "_rank", "score", "rule"], ascending=[True, True, True, False, True],
                                 kind="stable")
     return ranked.drop_duplicates(["left", "right"]).drop(columns="_rank").reset_index(drop=True)
 
 
+def _hashed(keys: pd.Series, hash_value: Callable[[str], str]) -> pd.Series:
+    """Keyed hash per value, each distinct value hashed once."""
+    memo = {k: hash_value(k) for k in keys.unique()}
+    return keys.map(memo).astype(str)
+
+
 def shared_values(contacts: pd.DataFrame, field_name: str, guards: Guards, hash_value: Callable[[str], str],
                   hits: GuardHits) -> pd.DataFrame:
     """(key, lead_id, first_seen) for the values of `field_name` that 2 to `max_records_per_value`
-    records share (`contacts` has lead_id, field, key, first_seen); blocked and too common values are left out and counted in `hits`."""
+    records share (`contacts` has lead_id, field, key, first_seen); blocked and too common values
+    are left out and counted in `hits`."""
     extra = {v for v in (norm.email(b) if field_name == "email" else norm.phone(b) for b in guards.blocked_values) if v}
     extra |= {norm.fold(b) for b in guards.blocked_values}
     rows = contacts.loc[contacts["field"] == field_name, ["key", "lead_id", "first_seen"]].drop_duplicates(["key", "lead_id"])
@@ -74,32 +103,6 @@ def shared_values(contacts: pd.DataFrame, field_name: str, guards: Guards, hash_
     # Earliest record first (a star's centre stays put as later records join), then by id.
     return rows[(size >= 2) & (size <= guards.max_records_per_value)].sort_values(
         ["key", "first_seen", "lead_id"], na_position="last", kind="stable")
-
-
-def email_edges(contacts: pd.DataFrame, records: pd.DataFrame, guards: Guards, hash_value: Callable[[str], str],
-                hits: GuardHits) -> list[tuple]:
-    """Records sharing a normalized e-mail whose names do not contradict each other (colleagues
-    share `j.smith@` and families share a mailbox): each record is linked to the earliest record
-    of its group it agrees with, n-1 edges at most per group."""
-    rows = shared_values(contacts, "email", guards, hash_value, hits)
-    names = _names(records)
-    first = rows.groupby("key", sort=False)["lead_id"].transform("first")
-    later = rows[rows["lead_id"] != first].assign(first=first)
-    agrees = [not names_conflict(names.get(x, _NO_NAME), names.get(f, _NO_NAME))
-              for x, f in zip(later["lead_id"], later["first"])]
-    out = [(f, x, "email", 1.0, {"email": hash_value(k)})
-           for f, x, k, ok in zip(later["first"], later["lead_id"], later["key"], agrees) if ok]
-    # The few records that disagree with their group's first: the earliest record they agree with.
-    disagreeing = set(later["key"][~np.array(agrees, dtype=bool)])
-    for key, leads in rows[rows["key"].isin(disagreeing)].groupby("key")["lead_id"]:
-        group = list(leads)
-        for i, x in enumerate(group[1:], start=1):
-            if not names_conflict(names.get(x, _NO_NAME), names.get(group[0], _NO_NAME)):
-                continue
-            match = next((y for y in group[1:i] if not names_conflict(names.get(x, _NO_NAME), names.get(y, _NO_NAME))), None)
-            if match is not None:
-                out.append((match, x, "email", 1.0, {"email": hash_value(key)}))
-    return out
 
 
 _NO_NAME = (None, None, None)
@@ -139,6 +142,46 @@ def names_compatible(a: tuple, b: tuple) -> bool:
     return bool(a[2] and b[2]) and not names_conflict(a, b)
 
 
+def email_edges(contacts: pd.DataFrame, records: pd.DataFrame, guards: Guards, hash_value: Callable[[str], str],
+                hits: GuardHits) -> pd.DataFrame:
+    """Records sharing a normalized e-mail whose names do not contradict each other (colleagues
+    share `j.smith@` and families share a mailbox): each record is linked to the earliest record
+    of its group it agrees with, n-1 edges at most per group."""
+    rows = shared_values(contacts, "email", guards, hash_value, hits)
+    names = _names(records)
+    first = rows.groupby("key", sort=False)["lead_id"].transform("first")
+    later = rows[rows["lead_id"] != first].assign(first=first)
+    agrees = np.array([not names_conflict(names.get(x, _NO_NAME), names.get(f, _NO_NAME))
+                       for x, f in zip(later["lead_id"], later["first"])], dtype=bool)
+    found = [later.loc[agrees, ["first", "lead_id", "key"]].set_axis(["left", "right", "key"], axis=1)]
+    # The few records that disagree with their group's first: the earliest record they agree with.
+    extra = []
+    for key, leads in rows[rows["key"].isin(set(later["key"][~agrees]))].groupby("key")["lead_id"]:
+        group = list(leads)
+        for i, x in enumerate(group[1:], start=1):
+            if not names_conflict(names.get(x, _NO_NAME), names.get(group[0], _NO_NAME)):
+                continue
+            match = next((y for y in group[1:i] if not names_conflict(names.get(x, _NO_NAME), names.get(y, _NO_NAME))), None)
+            if match is not None:
+                extra.append((match, x, key))
+    found.append(pd.DataFrame(extra, columns=["left", "right", "key"]))
+    out = pd.concat(found, ignore_index=True)
+    return edges(out["left"], out["right"], "email", 1.0, '{"email": "' + _hashed(out["key"], hash_value) + '"}')
+
+
+def phone_edges(contacts: pd.DataFrame, records: pd.DataFrame, guards: Guards, hash_value: Callable[[str], str],
+                hits: GuardHits) -> pd.DataFrame:
+    rows = shared_values(contacts, "phone", guards, hash_value, hits)
+    pairs = rows.merge(rows, on="key", suffixes=("_a", "_b"))
+    pairs = pairs[pairs["lead_id_a"] < pairs["lead_id_b"]]
+    names = _names(records)
+    ok = np.array([names_compatible(names.get(a, _NO_NAME), names.get(b, _NO_NAME))
+                   for a, b in zip(pairs["lead_id_a"], pairs["lead_id_b"])], dtype=bool)
+    pairs = pairs[ok]
+    return edges(pairs["lead_id_a"], pairs["lead_id_b"], "phone_name", 1.0,
+                 '{"names": "compatible", "phone": "' + _hashed(pairs["key"], hash_value) + '"}')
+
+
 def conflicting_pairs(pairs: pd.DataFrame, records: pd.DataFrame) -> pd.Series:
     """For scored pairs (left, right): do their names contradict each other? Colleagues agree on
     company, address, domain and often surname, which a Fellegi-Sunter score adds up as if
@@ -148,30 +191,25 @@ def conflicting_pairs(pairs: pd.DataFrame, records: pd.DataFrame) -> pd.Series:
                       for a, b in zip(pairs["left"], pairs["right"])], index=pairs.index, dtype=bool)
 
 
-def phone_edges(contacts: pd.DataFrame, records: pd.DataFrame, guards: Guards, hash_value: Callable[[str], str],
-                hits: GuardHits) -> list[tuple]:
-    rows = shared_values(contacts, "phone", guards, hash_value, hits)
-    pairs = rows.merge(rows, on="key", suffixes=("_a", "_b"))
-    pairs = pairs[pairs["lead_id_a"] < pairs["lead_id_b"]]
-    names = _names(records)
-    return [(a, b, "phone_name", 1.0, {"phone": hash_value(k), "names": "compatible"})
-            for a, b, k in zip(pairs["lead_id_a"], pairs["lead_id_b"], pairs["key"])
-            if names_compatible(names.get(a, _NO_NAME), names.get(b, _NO_NAME))]
-
-
-def external_id_edges(external: pd.DataFrame, mappings: Sequence[SourceMapping]) -> list[tuple]:
+def external_id_edges(external: pd.DataFrame, mappings: Sequence[SourceMapping]) -> pd.DataFrame:
     """A record's `external_ids` naming a record of another lead mapping, by that mapping's lead id."""
     by_system = {m.source_system: m for m in mappings}
-    out = []
+    rows = []
     for lead_id, text in zip(external["lead_id"], external["ids"]):
         for system, value in (json.loads(text) if text else {}).items():
             m = by_system.get(system)
             if m is None or not isinstance(value, (str, int)) or value == "":
                 continue
-            other = render_lead_id(m, str(value))
-            out.append((lead_id, other, "external_id", 1.0, {"system": system}))
-    return out
+            rows.append((lead_id, render_lead_id(m, str(value)), "external_id", 1.0, {"system": system}))
+    return edges_from_rows(rows)
 
 
-def source_merge_edges(merges: Sequence[SourceMerge]) -> list[tuple]:
-    return [(m.survivor, m.merged, m.rule, 1.0, {"decided_by": m.decided_by}) for m in merges]
+def source_merge_edges(merges: Sequence[SourceMerge]) -> pd.DataFrame:
+    return edges([m.survivor for m in merges], [m.merged for m in merges], [m.rule for m in merges], 1.0,
+                 ['{"decided_by": "' + m.decided_by + '"}' for m in merges])
+
+
+def logged_edges(decisions: pd.DataFrame, rule: str) -> pd.DataFrame:
+    """Edges for decisions already in the log (CRM merges, manual merges): (left, right, event_id)."""
+    return edges(decisions["left"], decisions["right"], rule, 1.0,
+                 '{"event_id": "' + decisions["event_id"].astype(str) + '"}')

@@ -14,11 +14,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import duckdb
 import pandas as pd
 import pyarrow as pa
 
 from crm_platform.identity import store
 from crm_platform.identity.config import IdentityConfig
+from crm_platform.identity.decisions import DECISION_COLUMNS, IDENTITY_SOURCE, PRODUCER, SCHEMA_VERSION
 from crm_platform.identity.resolve import Resolution, resolve
 from crm_platform.ingest.event_files import FileOutcome
 from crm_platform.ingest.landing import PLATFORM_WRITTEN
@@ -49,7 +51,7 @@ def run_identity(wh: Warehouse, landing_dir: Path, plan: TrackingPlan, pii_key: 
     with wh.exclusive("identity"):
         res = resolve(wh, mappings, config, hasher.hash, now, full=full)
         path, outcomes = None, []
-        if res.decisions:
+        if len(res.decisions):
             path = write_decisions(landing_dir, res.decisions, now)
             outcomes = ingest_landing(wh, landing_dir, plan, pii_key, only=[path])
             failed = [o for o in outcomes if o.records_quarantined or o.status != "complete"]
@@ -61,16 +63,31 @@ def run_identity(wh: Warehouse, landing_dir: Path, plan: TrackingPlan, pii_key: 
     return IdentityRun(res, path, outcomes, changed)
 
 
-def write_decisions(landing_dir: Path, decisions: list[dict], now: datetime) -> str:
-    """One JSONL file per run, named by time and content (a rerun never overwrites another's)."""
-    body = "".join(json.dumps(d, sort_keys=True, ensure_ascii=False) + "\n" for d in decisions).encode("utf-8")
-    name = f"decisions-{now.strftime('%Y%m%dT%H%M%S%f')}-{hashlib.sha256(body).hexdigest()[:12]}.jsonl"
-    relative = f"{DECISIONS_DIR}/{name}"
-    target = landing_dir / relative
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(".part")
-    tmp.write_bytes(body)
-    tmp.replace(target)  # appears whole or not at all
+def write_decisions(landing_dir: Path, decisions: pd.DataFrame, now: datetime) -> str:
+    """The decisions as one canonical event file per run (JSON lines written by DuckDB: a first run
+    can decide millions), named by time and content; it appears whole or not at all."""
+    occurred = now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    target_dir = landing_dir / DECISIONS_DIR
+    target_dir.mkdir(parents=True, exist_ok=True)
+    tmp = target_dir / f".decisions-{now.strftime('%Y%m%dT%H%M%S%f')}.part"
+    con = duckdb.connect()
+    try:
+        con.register("d", pa.Table.from_pandas(decisions[DECISION_COLUMNS], preserve_index=False))
+        con.execute(f"""COPY (SELECT event_type, '{SCHEMA_VERSION}' AS schema_version, event_id, ? AS occurred_at,
+                                 '{IDENTITY_SOURCE}' AS source, '{PRODUCER}' AS producer_id, lead_id,
+                                 CASE WHEN event_type = 'lead_merged'
+                                      THEN json_object('merged_lead_id', merged_lead_id, 'match_rule', match_rule,
+                                                       'match_score', match_score, 'evidence', evidence::JSON,
+                                                       'decided_by', '{PRODUCER}')
+                                      ELSE json_object('merged_lead_id', merged_lead_id,
+                                                       'reverses_event_id', reverses_event_id, 'reason', reason,
+                                                       'decided_by', '{PRODUCER}') END AS attributes
+                          FROM d) TO '{tmp}' (FORMAT JSON)""", [occurred])
+    finally:
+        con.close()
+    digest = hashlib.sha256(tmp.read_bytes()).hexdigest()[:12]
+    relative = f"{DECISIONS_DIR}/decisions-{now.strftime('%Y%m%dT%H%M%S%f')}-{digest}.jsonl"
+    tmp.replace(landing_dir / relative)
     return relative
 
 

@@ -46,7 +46,7 @@ def test_a_rerun_decides_nothing_and_changes_nothing(data_dir):
     resolve_now(data_dir)
     before = query(data_dir, "select source_system, source_id, lead_id, match_rule from identity.lead_identity_map order by 1, 2")
     again = resolve_now(data_dir, T1 + timedelta(days=1))
-    assert again.resolution.decisions == [] and again.decisions_file is None and again.canonical_changed == 0
+    assert again.resolution.decisions.empty and again.decisions_file is None and again.canonical_changed == 0
     assert query(data_dir, "select source_system, source_id, lead_id, match_rule from identity.lead_identity_map "
                            "order by 1, 2") == before
 
@@ -67,13 +67,16 @@ def test_manual_unmerge_and_merge_override_automation_and_survive_reruns(data_di
     assert ("events", "lead_2") not in got["lead_1"]
     assert got["lead_5"] == {("events", "lead_5"), ("events", "lead_6")}
     # the identity graph reverses its own merge and says why
-    reversal = [d for d in run.resolution.decisions if d["event_type"] == "lead_unmerged"]
-    assert [(d["lead_id"], d["attributes"]["merged_lead_id"]) for d in reversal] == [("lead_1", "lead_2")]
-    assert "declared" in reversal[0]["attributes"]["reason"]
+    d = run.resolution.decisions
+    reversal = d[d["event_type"] == "lead_unmerged"]
+    assert reversal[["lead_id", "merged_lead_id"]].values.tolist() == [["lead_1", "lead_2"]]
+    assert "declared" in reversal["reason"].iloc[0]
+    assert query(data_dir, "select attributes ->> 'reverses_event_id' from core.events where event_type = 'lead_unmerged' "
+                           "and source = 'identity'") == [(reversal["reverses_event_id"].iloc[0],)]
     assert query(data_dir, "select canonical_lead_id from core.events where event_id = 'a2'") == [("lead_2",)]
     for day in (3, 4):  # and nothing automated undoes the person's decision
         again = resolve_now(data_dir, T1 + timedelta(days=day), full=True)
-        assert again.resolution.decisions == []
+        assert again.resolution.decisions.empty
         assert clusters(data_dir) == got
 
 
@@ -104,7 +107,7 @@ def test_a_placeholder_shared_by_many_records_links_none_of_them_and_warns(data_
         event(f"p{i}", "lead_created", occurred_at="2026-03-09T10:00:00Z", lead_id=f"lead_p{i}", email=f"p{i}@corp.com",
               first_name="John", last_name="Smith", phone="+1 617 555 0100", country="US") for i in range(25)])
     run = resolve_now(data_dir)
-    assert run.resolution.decisions == []
+    assert run.resolution.decisions.empty
     assert run.resolution.summary["guard_too_common_values"][0]["records"] == 25
     with warehouse(read_only=True) as wh:
         results = {r.name: r for r in evaluate(wh, run.resolution.summary)}
@@ -114,5 +117,5 @@ def test_a_placeholder_shared_by_many_records_links_none_of_them_and_warns(data_
 
 def test_nothing_landed_resolves_to_nothing(data_dir):
     run = resolve_now(data_dir)
-    assert run.resolution.identity_map.empty and run.resolution.decisions == [] and run.canonical_changed == 0
+    assert run.resolution.identity_map.empty and run.resolution.decisions.empty and run.canonical_changed == 0
     assert query(data_dir, "select count(*) from identity.lead_identity_map") == [(0,)]

@@ -98,7 +98,7 @@ def test_an_incremental_night_compares_only_new_records_and_equals_a_full_rebuil
         edges = wh.fetch_arrow("select left_lead_id, right_lead_id, rule, score, accepted from identity.edges "
                                "order by all").to_pandas()
         full = _resolve(wh, landing, NOW + timedelta(hours=1), full=True)
-        assert full.resolution.mode == "full" and full.resolution.decisions == []
+        assert full.resolution.mode == "full" and full.resolution.decisions.empty
         pd.testing.assert_frame_equal(_identity_map(wh), incremental)
         pd.testing.assert_frame_equal(wh.fetch_arrow("select left_lead_id, right_lead_id, rule, score, accepted "
                                                      "from identity.edges order by all").to_pandas(), edges)

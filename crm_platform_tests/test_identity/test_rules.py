@@ -1,4 +1,6 @@
 """Deterministic rules and guards, each on hand-built records."""
+import json
+
 from crm_platform.identity import rules
 from crm_platform.identity.config import Guards
 from crm_platform.identity.inputs import SourceMerge
@@ -26,8 +28,8 @@ def test_equal_normalized_email_links_records_to_the_earliest():
         {"lead_id": "c", "email": "JANEDOE@GMAIL.COM", "first_seen": "2026-01-04"},
         {"lead_id": "d", "email": "jane.roe@gmail.com", "first_seen": "2026-01-01"},
     )
-    assert [(a, b, r) for a, b, r, _, _ in edges] == [("b", "a", "email"), ("b", "c", "email")]
-    assert edges[0][4] == {"email": "hash:janedoe@gmail.com"}  # evidence is a keyed hash, never the address
+    assert edges[["left", "right", "rule"]].values.tolist() == [["b", "a", "email"], ["b", "c", "email"]]
+    assert json.loads(edges["evidence"][0]) == {"email": "hash:janedoe@gmail.com"}  # a keyed hash, never the address
 
 
 def test_shared_mailbox_with_contradicting_names_does_not_link():
@@ -36,7 +38,7 @@ def test_shared_mailbox_with_contradicting_names_does_not_link():
         {"lead_id": "b", "email": "julia@redbridge.de", "first_name": "Julia", "last_name": "Schneider"},
         {"lead_id": "c", "email": "julia@redbridge.de", "first_name": "Julia", "last_name": "Schroeder"},
     )
-    assert [(a, b) for a, b, *_ in edges] == [("a", "c")]  # one slip away (oe for ö) links, Schneider does not
+    assert edges[["left", "right"]].values.tolist() == [["a", "c"]]  # one slip away (oe for ö) links, Schneider not
 
 
 def test_names_conflict_allows_nicknames_initials_and_typos():
@@ -59,7 +61,7 @@ def test_blocked_and_too_common_values_link_nothing():
              {"lead_id": "y1", "email": "sales@acme.com"}, {"lead_id": "y2", "email": "sales@acme.com"}]
     guards = Guards(max_records_per_value=5, blocked_values=("sales@acme.com",))
     edges, hits = _email(*rows, guards=guards)
-    assert edges == []
+    assert edges.empty
     assert hits.too_common == [{"field": "email", "value_hash": "hash:info@acme.com", "records": 6}]
     assert hits.blocked == {"email": 2}  # the configured value; test@test.com is dropped by normalization
 
@@ -73,21 +75,21 @@ def test_phone_links_only_with_a_compatible_name():
     ]
     recs = records(*rows)
     edges = rules.phone_edges(contacts(recs, *rows), recs, Guards(), h, rules.GuardHits())
-    assert [(a, b, r) for a, b, r, *_ in edges] == [("a", "b", "phone_name")]
+    assert edges[["left", "right", "rule"]].values.tolist() == [["a", "b", "phone_name"]]
 
 
 def test_external_ids_and_source_merges():
     maps = load_mappings(load_plan())
     import pandas as pd
     ext = pd.DataFrame({"lead_id": ["lead_1", "hubspot:7"], "ids": ['{"hubspot": "42"}', '{"hubspot": "7"}']})
-    edges = rules.edges_frame(rules.external_id_edges(ext, maps)
-                              + rules.source_merge_edges([SourceMerge("salesforce:A", "salesforce:B", "source_merge:salesforce",
-                                                                      "salesforce")]))
+    edges = rules.edges_frame([rules.external_id_edges(ext, maps),
+                               rules.source_merge_edges([SourceMerge("salesforce:A", "salesforce:B",
+                                                                     "source_merge:salesforce", "salesforce")])])
     assert edges[["left", "right", "rule"]].values.tolist() == [
         ["hubspot:42", "lead_1", "external_id"], ["salesforce:A", "salesforce:B", "source_merge:salesforce"]]
 
 
 def test_strongest_rule_names_a_pair_found_twice():
-    edges = rules.edges_frame([("b", "a", "probabilistic", 0.995, {}), ("a", "b", "email", 1.0, {}),
-                               ("a", "a", "email", 1.0, {})])
+    edges = rules.edges_frame(rules.edges_from_rows([("b", "a", "probabilistic", 0.995, {}), ("a", "b", "email", 1.0, {}),
+                                                     ("a", "a", "email", 1.0, {})]))
     assert edges[["left", "right", "rule"]].values.tolist() == [["a", "b", "email"]]
