@@ -1,8 +1,9 @@
 """One spelling per value: what makes two records comparable.
 
 Each function maps a raw value (clear, from the vault or a source record) to its normal form, or to
-None when nothing usable is left (empty, blocked, unparsable). They are pure and memoized per distinct
-value, because a million records share far fewer distinct values."""
+None when nothing usable is left (empty, blocked, unparsable). They are pure; callers apply them once
+per distinct value (`records.map_distinct`). Only the name functions the pairwise checks call again
+and again keep a small memo (names come from a small vocabulary)."""
 from __future__ import annotations
 
 import re
@@ -26,7 +27,7 @@ from crm_platform.identity.reference import (
     UNIT_WORDS,
 )
 
-_CACHE = 1 << 20
+_CACHE = 1 << 16
 _NON_ALNUM = re.compile(r"[^0-9a-z]+")
 _NON_NAME = re.compile(r"[^a-z\- ']+")
 _UNIT = re.compile(r"(?:,|\s)\s*(?:" + "|".join(UNIT_WORDS) + r")\.?\s*#?\s*[0-9a-z\-]+\s*$")
@@ -71,7 +72,6 @@ def email_domain(domain: str) -> str:
     return PROVIDER_ALIASES.get(domain, domain)
 
 
-@lru_cache(maxsize=_CACHE)
 def email(value: str | None) -> str | None:
     """jane.doe+news@GoogleMail.com -> janedoe@gmail.com; None when not an address or blocked."""
     if not value or blocked(value):
@@ -101,7 +101,7 @@ def country_code(value: str | None) -> str | None:
     return COUNTRY_CODES.get(fold(value))
 
 
-@lru_cache(maxsize=_CACHE)
+@lru_cache(maxsize=1 << 18)  # parsing is the costly part; records and contacts repeat numbers
 def phone(value: str | None, region: str | None = None) -> str | None:
     """E.164 (+14155550123), parsed in the record's country when the number has no country code."""
     if not value or blocked(value):
@@ -171,7 +171,6 @@ def name_forms(first: str) -> frozenset[str]:
     return frozenset({first} | given | {n for g in given for n in _NICKNAMES_OF.get(g, ())})
 
 
-@lru_cache(maxsize=_CACHE)
 def company(value: str | None) -> str | None:
     """'Smith & Jones, Inc.' -> 'smith and jones'; legal forms, punctuation and case removed."""
     if not value or blocked(value):
@@ -185,7 +184,6 @@ def company(value: str | None) -> str | None:
     return " ".join(words) or None
 
 
-@lru_cache(maxsize=_CACHE)
 def street(value: str | None) -> str | None:
     """First address line, unit removed, street words spelled out ('60 5th Ave, Suite 300' -> '60 5th avenue')."""
     if not value or blocked(value):
@@ -203,14 +201,12 @@ def street(value: str | None) -> str | None:
     return " ".join(words) or None
 
 
-@lru_cache(maxsize=_CACHE)
 def postal_code(value: str | None) -> str | None:
     if not value or blocked(value):
         return None
     return _NON_ALNUM.sub("", fold(value)).upper() or None
 
 
-@lru_cache(maxsize=_CACHE)
 def city(value: str | None) -> str | None:
     if not value or blocked(value):
         return None

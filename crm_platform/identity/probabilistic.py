@@ -15,8 +15,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
+import duckdb
 import pandas as pd
 import splink.comparison_level_library as cll
 import splink.comparison_library as cl
@@ -32,6 +37,7 @@ BLOCKING_RULES = (("last_name", "company"), ("phone",), ("given_name", "last_nam
 # family name + company would teach it "colleagues" (same address, domain and surname) as matches.
 TRAINING_BLOCKS = (("email",), ("phone",))
 EM_MAX_PAIRS = 2e6
+SPLINK_MEMORY_LIMIT = "1GB"
 U_MAX_PAIRS = 5e6
 
 for _name in ("splink", "splink.internals"):
@@ -123,10 +129,28 @@ def _frame(records: pd.DataFrame) -> pd.DataFrame:
     return records.rename(columns={"lead_id": "unique_id"})[COLUMNS].sort_values("unique_id").reset_index(drop=True)
 
 
+@contextmanager
+def _database() -> Iterator[DuckDBAPI]:
+    """Splink's own DuckDB: a scratch file with a memory limit, so blocked pairs and comparison
+    tables spill to disk instead of growing with the records (a million leads fit in a few GiB)."""
+    with tempfile.TemporaryDirectory(prefix="crm-identity-splink-") as tmp:
+        con = duckdb.connect(str(Path(tmp) / "splink.duckdb"), config={
+            "memory_limit": SPLINK_MEMORY_LIMIT, "temp_directory": str(Path(tmp) / "spill"),
+            "preserve_insertion_order": False})
+        try:
+            yield DuckDBAPI(connection=con)
+        finally:
+            con.close()
+
+
 def train(records: pd.DataFrame, seed: int) -> MatchModel:
     """EM-train a model on these records: u from random pairs, the prior from e-mail equality
     (taken as 80% of true matches), m from the training blocks."""
-    db = DuckDBAPI()
+    with _database() as db:
+        return _train(db, records, seed)
+
+
+def _train(db: DuckDBAPI, records: pd.DataFrame, seed: int) -> MatchModel:
     linker = Linker(db.register(_frame(records), table_name="records"), settings())
     linker.training.estimate_probability_two_random_records_match([block_on("email")], recall=0.8)
     linker.training.estimate_u_using_random_sampling(max_pairs=U_MAX_PAIRS, seed=seed)
@@ -156,8 +180,13 @@ def score(model: MatchModel, records: pd.DataFrame, keep_from: float,
     """Scored candidate pairs (left, right, match_probability, match_weight, levels JSON) with a
     probability of at least `keep_from`: all pairs the blocking rules find, or (with `changed`) only
     those with a changed record in them."""
+    with _database() as db:
+        return _score(db, model, records, keep_from, changed)
+
+
+def _score(db: DuckDBAPI, model: MatchModel, records: pd.DataFrame, keep_from: float,
+           changed: set[str] | None) -> pd.DataFrame:
     frame = _frame(records)
-    db = DuckDBAPI()
     data = db.register(frame, table_name="records")
     linker = Linker(data, model.settings)
     for col, tf in model.term_frequencies.items():

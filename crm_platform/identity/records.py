@@ -40,7 +40,7 @@ def map_distinct(values: pa.ChunkedArray | pa.Array, fn: Callable[[str], str | N
 
 def normalized_records(raw: pa.Table) -> pd.DataFrame:
     """One row per lead record (`inputs.lead_records`), in normal form, sorted by lead_id."""
-    out = pd.DataFrame({"lead_id": raw.column("lead_id").to_pylist(),
+    out = pd.DataFrame({"lead_id": pd.Series(raw.column("lead_id").to_pylist(), dtype=object),
                         "first_seen": raw.column("first_seen").to_pandas()})
     for col, (field, fn) in COLUMNS.items():
         out[col] = pd.Series(map_distinct(raw.column(field), fn), dtype=object)  # None, not NaN
@@ -49,19 +49,27 @@ def normalized_records(raw: pa.Table) -> pd.DataFrame:
     return out.sort_values("lead_id", kind="stable").reset_index(drop=True)
 
 
-def normalized_phones(values: pa.ChunkedArray, regions: np.ndarray) -> np.ndarray:
-    """E.164 per value, parsed in the record's country (a national number needs one)."""
-    raw = values.to_pylist()
-    return np.array([norm.phone(v, r) if v else None for v, r in zip(raw, regions)], dtype=object)
+def normalized_phones(values: pa.ChunkedArray | pa.Array, regions) -> np.ndarray:
+    """E.164 per value, parsed in the record's country (a national number needs one), once per
+    distinct (number, country)."""
+    pairs = pd.DataFrame({"v": pd.Series(values.to_pandas(), dtype=object).to_numpy(),
+                          "r": pd.Series(regions, dtype=object).to_numpy()})
+    codes, uniques = pd.MultiIndex.from_frame(pairs.fillna({"r": ""})).factorize()
+    mapped = np.array([norm.phone(v, r or None) if isinstance(v, str) else None for v, r in uniques] + [None],
+                      dtype=object)
+    return mapped[np.where(codes < 0, len(mapped) - 1, codes)]
 
 
 def normalized_contacts(values: pa.Table, regions: dict[str, str | None]) -> pd.DataFrame:
     """(lead_id, field, key): every e-mail and phone a record carried, normalized; unusable ones dropped."""
-    lead = values.column("lead_id").to_pylist()
-    field = values.column("field").to_pylist()
-    raw = values.column("value").to_pylist()
-    keys = [norm.email(v) if f == "email" else norm.phone(v, regions.get(x)) for x, f, v in zip(lead, field, raw)]
-    out = pd.DataFrame({"lead_id": lead, "field": field, "key": keys})
+    lead = pd.Series(values.column("lead_id").to_pandas(), dtype=object)
+    field = values.column("field").to_pandas()
+    is_email = (field == "email").to_numpy()
+    keys = np.empty(len(lead), dtype=object)
+    keys[is_email] = map_distinct(values.column("value").filter(pa.array(is_email)), norm.email)
+    phones = values.column("value").filter(pa.array(~is_email))
+    keys[~is_email] = normalized_phones(phones, lead[~is_email].map(regions).to_numpy())
+    out = pd.DataFrame({"lead_id": lead.to_numpy(), "field": field.astype(object).to_numpy(), "key": keys})
     return out.dropna(subset=["key"]).drop_duplicates().reset_index(drop=True)
 
 

@@ -105,11 +105,24 @@ def shared_values(contacts: pd.DataFrame, field_name: str, guards: Guards, hash_
         ["key", "first_seen", "lead_id"], na_position="last", kind="stable")
 
 
-_NO_NAME = (None, None, None)
+class Names:
+    """Each record's (first_name, given_name, last_name), looked up by position (no per-record
+    dict: a million records)."""
 
+    def __init__(self, records: pd.DataFrame):
+        self.index = pd.Index(records["lead_id"])
+        self.columns = [records[c].to_numpy(dtype=object) for c in ("first_name", "given_name", "last_name")]
 
-def _names(records: pd.DataFrame) -> dict[str, tuple]:
-    return dict(zip(records["lead_id"], zip(records["first_name"], records["given_name"], records["last_name"])))
+    def _at(self, ids) -> list[tuple]:
+        where = self.index.get_indexer(pd.Series(ids, dtype=object))
+        f, g, l_ = self.columns
+        return [(f[i], g[i], l_[i]) if i >= 0 else (None, None, None) for i in where]
+
+    def conflicts(self, a, b) -> np.ndarray:
+        return np.array([names_conflict(x, y) for x, y in zip(self._at(a), self._at(b))], dtype=bool)
+
+    def compatible(self, a, b) -> np.ndarray:
+        return np.array([names_compatible(x, y) for x, y in zip(self._at(a), self._at(b))], dtype=bool)
 
 
 def _one_slip(a: str, b: str) -> bool:
@@ -148,22 +161,19 @@ def email_edges(contacts: pd.DataFrame, records: pd.DataFrame, guards: Guards, h
     share `j.smith@` and families share a mailbox): each record is linked to the earliest record
     of its group it agrees with, n-1 edges at most per group."""
     rows = shared_values(contacts, "email", guards, hash_value, hits)
-    names = _names(records)
+    names = Names(records)
     first = rows.groupby("key", sort=False)["lead_id"].transform("first")
     later = rows[rows["lead_id"] != first].assign(first=first)
-    agrees = np.array([not names_conflict(names.get(x, _NO_NAME), names.get(f, _NO_NAME))
-                       for x, f in zip(later["lead_id"], later["first"])], dtype=bool)
+    agrees = ~names.conflicts(later["lead_id"], later["first"])
     found = [later.loc[agrees, ["first", "lead_id", "key"]].set_axis(["left", "right", "key"], axis=1)]
     # The few records that disagree with their group's first: the earliest record they agree with.
     extra = []
     for key, leads in rows[rows["key"].isin(set(later["key"][~agrees]))].groupby("key")["lead_id"]:
         group = list(leads)
         for i, x in enumerate(group[1:], start=1):
-            if not names_conflict(names.get(x, _NO_NAME), names.get(group[0], _NO_NAME)):
-                continue
-            match = next((y for y in group[1:i] if not names_conflict(names.get(x, _NO_NAME), names.get(y, _NO_NAME))), None)
-            if match is not None:
-                extra.append((match, x, key))
+            ok = ~names.conflicts([x] * i, group[:i])  # x against every earlier record of the group
+            if not ok[0] and ok.any():
+                extra.append((group[int(np.argmax(ok))], x, key))
     found.append(pd.DataFrame(extra, columns=["left", "right", "key"]))
     out = pd.concat(found, ignore_index=True)
     return edges(out["left"], out["right"], "email", 1.0, '{"email": "' + _hashed(out["key"], hash_value) + '"}')
@@ -174,10 +184,7 @@ def phone_edges(contacts: pd.DataFrame, records: pd.DataFrame, guards: Guards, h
     rows = shared_values(contacts, "phone", guards, hash_value, hits)
     pairs = rows.merge(rows, on="key", suffixes=("_a", "_b"))
     pairs = pairs[pairs["lead_id_a"] < pairs["lead_id_b"]]
-    names = _names(records)
-    ok = np.array([names_compatible(names.get(a, _NO_NAME), names.get(b, _NO_NAME))
-                   for a, b in zip(pairs["lead_id_a"], pairs["lead_id_b"])], dtype=bool)
-    pairs = pairs[ok]
+    pairs = pairs[Names(records).compatible(pairs["lead_id_a"], pairs["lead_id_b"])]
     return edges(pairs["lead_id_a"], pairs["lead_id_b"], "phone_name", 1.0,
                  '{"names": "compatible", "phone": "' + _hashed(pairs["key"], hash_value) + '"}')
 
@@ -186,9 +193,7 @@ def conflicting_pairs(pairs: pd.DataFrame, records: pd.DataFrame) -> pd.Series:
     """For scored pairs (left, right): do their names contradict each other? Colleagues agree on
     company, address, domain and often surname, which a Fellegi-Sunter score adds up as if
     independent; a contradicting name vetoes the merge."""
-    names = _names(records)
-    return pd.Series([names_conflict(names.get(a, _NO_NAME), names.get(b, _NO_NAME))
-                      for a, b in zip(pairs["left"], pairs["right"])], index=pairs.index, dtype=bool)
+    return pd.Series(Names(records).conflicts(pairs["left"], pairs["right"]), index=pairs.index, dtype=bool)
 
 
 def external_id_edges(external: pd.DataFrame, mappings: Sequence[SourceMapping]) -> pd.DataFrame:

@@ -20,7 +20,12 @@ import pyarrow as pa
 
 from crm_platform.identity import store
 from crm_platform.identity.config import IdentityConfig
-from crm_platform.identity.decisions import DECISION_COLUMNS, IDENTITY_SOURCE, PRODUCER, SCHEMA_VERSION
+from crm_platform.identity.decisions import (
+    DECISION_COLUMNS,
+    IDENTITY_SOURCE,
+    PRODUCER,
+    SCHEMA_VERSION,
+)
 from crm_platform.identity.resolve import Resolution, resolve
 from crm_platform.ingest.event_files import FileOutcome
 from crm_platform.ingest.landing import PLATFORM_WRITTEN

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import shutil
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -18,7 +18,7 @@ from crm_platform.synth.generate import generate_dataset
 from crm_platform.warehouse import ClickHouseWarehouse, DuckDBWarehouse
 from crm_platform_tests.test_ingest.helpers import KEY
 
-NOW = datetime(2026, 7, 1, 2, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 7, 1, 2, 0, tzinfo=UTC)
 MAP_SQL = "select source_system, source_id, lead_id, match_rule from {} order by source_system, source_id"
 
 
