@@ -119,3 +119,19 @@ def test_nothing_landed_resolves_to_nothing(data_dir):
     run = resolve_now(data_dir)
     assert run.resolution.identity_map.empty and run.resolution.decisions.empty and run.canonical_changed == 0
     assert query(data_dir, "select count(*) from identity.lead_identity_map") == [(0,)]
+
+
+def test_canonical_ids_stay_when_unrelated_records_arrive(data_dir):
+    land_world(data_dir / "landing")
+    resolve_now(data_dir)
+    before = dict(query(data_dir, "select record_lead_id, lead_id from identity.lead_identity_map"))
+    land(data_dir / "landing", "web-1/2026-W12.jsonl", [  # earlier-created strangers, and a pair of their own
+        event("n1", "lead_created", occurred_at="2026-02-01T10:00:00Z", lead_id="lead_0", email="zed@example.org",
+              first_name="Zed", last_name="Zulu"),
+        event("n2", "lead_created", occurred_at="2026-02-02T10:00:00Z", lead_id="lead_00", email="ZED@example.org",
+              first_name="Zed", last_name="Zulu")])
+    run = resolve_now(data_dir, T1 + timedelta(days=1))
+    after = dict(query(data_dir, "select record_lead_id, lead_id from identity.lead_identity_map"))
+    assert {r: after[r] for r in before} == before
+    assert after["lead_00"] == "lead_0"
+    assert run.resolution.decisions[["lead_id", "merged_lead_id"]].values.tolist() == [["lead_0", "lead_00"]]
