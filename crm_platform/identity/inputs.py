@@ -13,6 +13,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import pandas as pd
 import pyarrow as pa
 
 from crm_platform.sources.mapping import SourceMapping
@@ -105,38 +106,41 @@ def source_records(wh: Warehouse, mappings: Sequence[SourceMapping]) -> tuple[pa
     `merged_into_id`) or the merged ids on the survivor (HubSpot `Merged Record IDs`). A merged-away
     id that no export lists any more is still a source record."""
     sr = wh.table_name("pii", "source_records")
-    rows: dict[str, list] = {"source_system": [], "source_id": [], "lead_id": [], "deleted": []}
+    parts: list[pd.DataFrame] = []
     merges: list[SourceMerge] = []
-    seen: set[tuple[str, str]] = set()
     for m in lead_mappings(mappings):
         master, merged = m.column("master_id"), m.column("merged_ids")
         cols = [f"arg_max(state ->> '{c.name}', updated_at) AS \"{c.role}\"" for c in (master,) if c] + [
             f"arg_max(CAST(state -> '{c.name}' AS VARCHAR), updated_at) AS \"{c.role}\"" for c in (merged,) if c]
-        table = wh.fetch_arrow(
+        rec = wh.fetch_arrow(
             "SELECT source_id, arg_max(lead_id, updated_at) AS lead_id, arg_max(deleted, updated_at) AS deleted"
             + "".join(", " + c for c in cols) + f" FROM {sr} WHERE source_system = ? AND source_object = ? "
-            "GROUP BY source_id ORDER BY source_id", [m.source_system, m.object])
-        data = table.to_pydict()
-        for i, sid in enumerate(data["source_id"]):
-            seen.add((m.source_system, sid))
-            rows["source_system"].append(m.source_system)
-            rows["source_id"].append(sid)
-            rows["lead_id"].append(data["lead_id"][i])
-            rows["deleted"].append(bool(data["deleted"][i]))
-            rule = f"source_merge:{m.source_system}"
-            if master and data["master_id"][i]:
-                merges.append(SourceMerge(render_lead_id(m, data["master_id"][i]), data["lead_id"][i], rule,
-                                          m.source_system))
-            for other in _id_list(data["merged_ids"][i]) if merged else ():
-                merges.append(SourceMerge(data["lead_id"][i], render_lead_id(m, other), rule, m.source_system))
-                if (m.source_system, other) not in seen:
-                    seen.add((m.source_system, other))
-                    rows["source_system"].append(m.source_system)
-                    rows["source_id"].append(other)
-                    rows["lead_id"].append(render_lead_id(m, other))
-                    rows["deleted"].append(True)
-    return pa.table(rows, schema=pa.schema([("source_system", pa.string()), ("source_id", pa.string()),
-                                            ("lead_id", pa.string()), ("deleted", pa.bool_())])), merges
+            "GROUP BY source_id ORDER BY source_id", [m.source_system, m.object]).to_pandas()
+        rec = rec.assign(source_system=m.source_system, deleted=rec["deleted"].fillna(False).astype(bool))
+        parts.append(rec[["source_system", "source_id", "lead_id", "deleted"]])
+        rule = f"source_merge:{m.source_system}"
+        if master:
+            has = rec[rec["master_id"].fillna("") != ""]
+            merges += [SourceMerge(render_lead_id(m, x), y, rule, m.source_system)
+                       for x, y in zip(has["master_id"], has["lead_id"])]
+        if merged:
+            has = rec[rec["merged_ids"].fillna("") != ""]
+            gone = []
+            for survivor, text in zip(has["lead_id"], has["merged_ids"]):
+                for other in _id_list(text):
+                    merges.append(SourceMerge(survivor, render_lead_id(m, other), rule, m.source_system))
+                    gone.append(other)
+            known = set(rec["source_id"])
+            gone = sorted({x for x in gone if x not in known})
+            parts.append(pd.DataFrame({"source_system": m.source_system, "source_id": gone,
+                                       "lead_id": [render_lead_id(m, x) for x in gone], "deleted": True}))
+    schema = pa.schema([("source_system", pa.string()), ("source_id", pa.string()), ("lead_id", pa.string()),
+                        ("deleted", pa.bool_())])
+    if not parts:
+        return schema.empty_table(), merges
+    frame = pd.concat(parts, ignore_index=True).astype({"source_system": object, "source_id": object,
+                                                        "lead_id": object})
+    return pa.Table.from_pandas(frame, schema=schema, preserve_index=False), merges
 
 
 def _id_list(text: str | None) -> list[str]:
