@@ -46,28 +46,56 @@ class SourceMerge:
     decided_by: str
 
 
+# Lead events per chunk of the record queries: bounds the engine's memory (a DuckDB warehouse runs
+# with a 1 GB limit) whatever the number of records.
+EVENTS_PER_CHUNK = 1_000_000
+
+
+def _chunks(wh: Warehouse) -> list[str]:
+    """Predicates on lead_id that split the lead records into chunks of about EVENTS_PER_CHUNK lead
+    events (portable: characters of the id, not an engine's hash function)."""
+    ev = wh.table_name("core", "events")
+    n = wh.fetchall(f"SELECT count(*) FROM {ev} WHERE event_type IN {LEAD_EVENTS} AND lead_id IS NOT NULL")[0][0]
+    k = max(1, -(-n // EVENTS_PER_CHUNK))
+    if k == 1:
+        return ["true"]
+    return [f"(ascii(right(lead_id, 1)) * 7 + ascii(right(lead_id, 2))) % {k} = {i}" for i in range(k)]
+
+
+def _chunked(wh: Warehouse, sql: str) -> pa.Table:
+    """`sql` (with a `{chunk}` predicate on lead_id) run chunk by chunk, results concatenated."""
+    parts = [naive_utc(wh.fetch_arrow(sql.format(chunk=c))) for c in _chunks(wh)]
+    return pa.concat_tables(parts) if len(parts) > 1 else parts[0]
+
+
 def lead_records(wh: Warehouse) -> pa.Table:
     """One row per lead record: first_seen (its first lead event), the latest value of each field,
-    clear (PII from the vault), and its country (for phone numbers without a country code)."""
+    clear (PII from the vault: one join for all fields, so one hash table), sorted by lead_id."""
     ev, vault = wh.table_name("core", "events"), wh.table_name("pii", "vault")
     latest = ", ".join(f"arg_max(attributes ->> '{f}', occurred_at) AS {f}" for f in FIELDS)
-    joins = " ".join(f"LEFT JOIN {vault} AS v_{f} ON v_{f}.pii_hash = r.{f}" for f in PII_FIELDS)
-    values = ", ".join([f"v_{f}.value AS {f}" for f in PII_FIELDS] + [f"r.{f} AS {f}" for f in PLAIN_FIELDS])
-    return naive_utc(wh.fetch_arrow(
+    hashes = " UNION ALL ".join(f"SELECT lead_id, '{f}' AS f, {f} AS h FROM r WHERE {f} IS NOT NULL" for f in PII_FIELDS)
+    clear = ", ".join(f"max(CASE WHEN v.f = '{f}' THEN v.value END) AS {f}" for f in PII_FIELDS)
+    plain = ", ".join(f"r.{f}" for f in PLAIN_FIELDS)
+    table = _chunked(wh,
         f"WITH r AS (SELECT lead_id, min(occurred_at) AS first_seen, {latest} FROM {ev} "
-        f"WHERE event_type IN {LEAD_EVENTS} AND lead_id IS NOT NULL GROUP BY lead_id) "
-        f"SELECT r.lead_id AS lead_id, r.first_seen AS first_seen, {values} FROM r {joins} ORDER BY r.lead_id"))
+        f"WHERE event_type IN {LEAD_EVENTS} AND lead_id IS NOT NULL AND {{chunk}} GROUP BY lead_id), "
+        f"v AS (SELECT h.lead_id AS lead_id, h.f AS f, vault.value AS value FROM ({hashes}) AS h "
+        f"JOIN {vault} AS vault ON vault.pii_hash = h.h) "
+        f"SELECT r.lead_id AS lead_id, r.first_seen AS first_seen, {clear}, {plain} "
+        f"FROM r LEFT JOIN v ON v.lead_id = r.lead_id GROUP BY r.lead_id, r.first_seen, {plain}")
+    return table.sort_by("lead_id")
 
 
 def contact_values(wh: Warehouse) -> pa.Table:
     """(lead_id, field, value): every e-mail and phone a record has carried, clear."""
     ev, vault = wh.table_name("core", "events"), wh.table_name("pii", "vault")
     parts = [f"SELECT DISTINCT lead_id, '{f}' AS field, attributes ->> '{f}' AS h FROM {ev} "
-             f"WHERE event_type IN {LEAD_EVENTS} AND lead_id IS NOT NULL AND (attributes ->> '{f}') IS NOT NULL"
-             for f in MULTI_VALUED]
-    return wh.fetch_arrow(
+             f"WHERE event_type IN {LEAD_EVENTS} AND lead_id IS NOT NULL AND (attributes ->> '{f}') IS NOT NULL "
+             f"AND {{chunk}}" for f in MULTI_VALUED]
+    table = _chunked(wh,
         f"SELECT c.lead_id AS lead_id, c.field AS field, v.value AS value FROM ({' UNION ALL '.join(parts)}) AS c "
-        f"JOIN {vault} AS v ON v.pii_hash = c.h ORDER BY lead_id, field, value")
+        f"JOIN {vault} AS v ON v.pii_hash = c.h")
+    return table.sort_by([("lead_id", "ascending"), ("field", "ascending"), ("value", "ascending")])
 
 
 def external_ids(wh: Warehouse) -> pa.Table:

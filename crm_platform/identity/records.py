@@ -11,6 +11,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from crm_platform.identity import normalize as norm
 
@@ -28,25 +29,35 @@ COLUMNS = {
 }
 
 
-def map_distinct(values: pa.ChunkedArray | pa.Array, fn: Callable[[str], str | None]) -> np.ndarray:
-    """fn over each distinct value, spread back over the column (object array, None for null)."""
+def map_distinct(values: pa.ChunkedArray | pa.Array, fn: Callable[[str], str | None]) -> pa.Array:
+    """fn over each distinct value, spread back over the column (an Arrow string array)."""
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks()
     encoded = values.dictionary_encode()
-    mapped = np.array([fn(v) for v in encoded.dictionary.to_pylist()] + [None], dtype=object)
-    idx = encoded.indices.fill_null(len(mapped) - 1).to_numpy(zero_copy_only=False)
-    return mapped[idx]
+    mapped = pa.array([fn(v) for v in encoded.dictionary.to_pylist()], pa.string())
+    return pc.take(mapped, encoded.indices)
+
+
+def _strings(values: pa.Array | np.ndarray) -> pd.Series:
+    """An Arrow-backed string column (pandas' `str`): a few bytes per value instead of a Python
+    object each, which decides whether a million records fit. Missing values read as NaN; code that
+    needs None converts (`.to_numpy(dtype=object, na_value=None)`)."""
+    if not isinstance(values, (pa.Array, pa.ChunkedArray)):
+        values = pa.array(values, pa.string(), from_pandas=True)
+    return pd.Series(values.to_pandas(), dtype="str")
 
 
 def normalized_records(raw: pa.Table) -> pd.DataFrame:
     """One row per lead record (`inputs.lead_records`), in normal form, sorted by lead_id."""
-    out = pd.DataFrame({"lead_id": pd.Series(raw.column("lead_id").to_pylist(), dtype=object),
+    raw = raw.sort_by("lead_id")
+    out = pd.DataFrame({"lead_id": _strings(raw.column("lead_id").combine_chunks()),
                         "first_seen": raw.column("first_seen").to_pandas()})
     for col, (field, fn) in COLUMNS.items():
-        out[col] = pd.Series(map_distinct(raw.column(field), fn), dtype=object)  # None, not NaN
-    out["email_domain"] = pd.Series([e.split("@", 1)[1] if e else None for e in out["email"]], dtype=object)
-    out["phone"] = pd.Series(normalized_phones(raw.column("phone"), out["country"].to_numpy()), dtype=object)
-    return out.sort_values("lead_id", kind="stable").reset_index(drop=True)
+        out[col] = _strings(map_distinct(raw.column(field), fn))
+    out["email_domain"] = _strings(pc.list_element(pc.split_pattern(pa.array(out["email"], pa.string(), from_pandas=True),
+                                                                    "@", max_splits=1), 1))
+    out["phone"] = _strings(normalized_phones(raw.column("phone"), out["country"].to_numpy(dtype=object, na_value=None)))
+    return out
 
 
 def normalized_phones(values: pa.ChunkedArray | pa.Array, regions) -> np.ndarray:
@@ -60,21 +71,25 @@ def normalized_phones(values: pa.ChunkedArray | pa.Array, regions) -> np.ndarray
     return mapped[np.where(codes < 0, len(mapped) - 1, codes)]
 
 
-def normalized_contacts(values: pa.Table, regions: dict[str, str | None]) -> pd.DataFrame:
-    """(lead_id, field, key): every e-mail and phone a record carried, normalized; unusable ones dropped."""
-    lead = pd.Series(values.column("lead_id").to_pandas(), dtype=object)
-    field = values.column("field").to_pandas()
-    is_email = (field == "email").to_numpy()
-    keys = np.empty(len(lead), dtype=object)
-    keys[is_email] = map_distinct(values.column("value").filter(pa.array(is_email)), norm.email)
-    phones = values.column("value").filter(pa.array(~is_email))
-    keys[~is_email] = normalized_phones(phones, lead[~is_email].map(regions).to_numpy())
-    out = pd.DataFrame({"lead_id": lead.to_numpy(), "field": field.astype(object).to_numpy(), "key": keys})
+def normalized_contacts(values: pa.Table, regions: pd.Series) -> pd.DataFrame:
+    """(lead_id, field, key): every e-mail and phone a record carried, normalized; unusable ones
+    dropped. `regions`: lead_id -> country code."""
+    lead = values.column("lead_id").combine_chunks()
+    is_email = pc.equal(values.column("field"), "email").combine_chunks()
+    email_keys = map_distinct(values.column("value").filter(is_email), norm.email)
+    phone_leads = lead.filter(pc.invert(is_email))
+    phone_regions = regions.reindex(phone_leads.to_pandas()).to_numpy(dtype=object, na_value=None)
+    phone_keys = normalized_phones(values.column("value").filter(pc.invert(is_email)), phone_regions)
+    out = pd.DataFrame({
+        "lead_id": _strings(pa.concat_arrays([lead.filter(is_email), phone_leads])),
+        "field": _strings(np.array(["email"] * len(email_keys) + ["phone"] * len(phone_keys), dtype=object)),
+        "key": _strings(pa.concat_arrays([email_keys, pa.array(phone_keys, pa.string(), from_pandas=True)]))})
     return out.dropna(subset=["key"]).drop_duplicates().reset_index(drop=True)
 
 
 def fingerprints(records: pd.DataFrame) -> pd.Series:
     """A digest of each record's normal form: a record whose digest changed is compared again."""
     cols = ["lead_id", *COLUMNS, "email_domain", "phone"]
-    digest = pd.util.hash_pandas_object(records[cols].astype("string"), index=False)  # fixed key: stable
+    digest = pd.util.hash_pandas_object(records[cols].astype(object).where(records[cols].notna(), None),
+                                        index=False)  # a fixed key: stable across runs
     return pd.Series([f"{d:016x}" for d in digest], index=records.index, dtype=object)

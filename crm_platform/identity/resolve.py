@@ -51,7 +51,7 @@ def resolve(wh: Warehouse, mappings: Sequence[SourceMapping], config: IdentityCo
             hash_value: Callable[[str], str], now: datetime, full: bool = False) -> Resolution:
     clock = _Stopwatch()
     recs = normalized_records(inputs.lead_records(wh))
-    regions = dict(zip(recs["lead_id"], recs["country"]))
+    regions = pd.Series(recs["country"].to_numpy(dtype=object, na_value=None), index=recs["lead_id"])
     contacts = normalized_contacts(inputs.contact_values(wh), regions)
     contacts = contacts.merge(recs[["lead_id", "first_seen"]], on="lead_id", how="left")
     lead_maps = inputs.lead_mappings(mappings)

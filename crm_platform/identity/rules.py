@@ -111,7 +111,7 @@ class Names:
 
     def __init__(self, records: pd.DataFrame):
         self.index = pd.Index(records["lead_id"])
-        self.columns = [records[c].to_numpy(dtype=object) for c in ("first_name", "given_name", "last_name")]
+        self.columns = [records[c].to_numpy(dtype=object, na_value=None) for c in ("first_name", "given_name", "last_name")]
 
     def _at(self, ids) -> list[tuple]:
         where = self.index.get_indexer(pd.Series(ids, dtype=object))
@@ -166,15 +166,15 @@ def email_edges(contacts: pd.DataFrame, records: pd.DataFrame, guards: Guards, h
     later = rows[rows["lead_id"] != first].assign(first=first)
     agrees = ~names.conflicts(later["lead_id"], later["first"])
     found = [later.loc[agrees, ["first", "lead_id", "key"]].set_axis(["left", "right", "key"], axis=1)]
-    # The few records that disagree with their group's first: the earliest record they agree with.
-    extra = []
-    for key, leads in rows[rows["key"].isin(set(later["key"][~agrees]))].groupby("key")["lead_id"]:
-        group = list(leads)
-        for i, x in enumerate(group[1:], start=1):
-            ok = ~names.conflicts([x] * i, group[:i])  # x against every earlier record of the group
-            if not ok[0] and ok.any():
-                extra.append((group[int(np.argmax(ok))], x, key))
-    found.append(pd.DataFrame(extra, columns=["left", "right", "key"]))
+    # The few records that disagree with their group's first: the earliest record they agree with
+    # (every earlier record of their group checked at once).
+    groups = rows[rows["key"].isin(set(later["key"][~agrees]))].assign(pos=lambda d: d.groupby("key").cumcount())
+    late = later.loc[~agrees, ["key", "lead_id"]].merge(groups[["key", "lead_id", "pos"]], on=["key", "lead_id"])
+    cand = late.merge(groups[["key", "lead_id", "pos"]], on="key", suffixes=("", "_y"))
+    cand = cand[(cand["pos_y"] > 0) & (cand["pos_y"] < cand["pos"])]
+    cand = cand[~names.conflicts(cand["lead_id"], cand["lead_id_y"])].sort_values(["key", "pos", "pos_y"])
+    cand = cand.drop_duplicates(["key", "lead_id"])
+    found.append(cand[["lead_id_y", "lead_id", "key"]].set_axis(["left", "right", "key"], axis=1))
     out = pd.concat(found, ignore_index=True)
     return edges(out["left"], out["right"], "email", 1.0, '{"email": "' + _hashed(out["key"], hash_value) + '"}')
 

@@ -135,3 +135,14 @@ def test_canonical_ids_stay_when_unrelated_records_arrive(data_dir):
     assert {r: after[r] for r in before} == before
     assert after["lead_00"] == "lead_0"
     assert run.resolution.decisions[["lead_id", "merged_lead_id"]].values.tolist() == [["lead_0", "lead_00"]]
+
+
+def test_records_read_in_chunks_resolve_the_same(data_dir, monkeypatch):
+    from crm_platform.identity import inputs
+
+    monkeypatch.setattr(inputs, "EVENTS_PER_CHUNK", 3)
+    land_world(data_dir / "landing")
+    resolve_now(data_dir)
+    assert clusters(data_dir) == EXPECTED
+    with warehouse(read_only=True) as wh:
+        assert len(inputs._chunks(wh)) >= 5

@@ -39,6 +39,13 @@ def test_shared_mailbox_with_contradicting_names_does_not_link():
         {"lead_id": "c", "email": "julia@redbridge.de", "first_name": "Julia", "last_name": "Schroeder"},
     )
     assert edges[["left", "right"]].values.tolist() == [["a", "c"]]  # one slip away (oe for ö) links, Schneider not
+    edges, _ = _email(  # a later Schneider links to the earliest Schneider, not to the first record
+        {"lead_id": "a", "email": "julia@redbridge.de", "first_name": "Julia", "last_name": "Schröder", "first_seen": "2026-01-01"},
+        {"lead_id": "b", "email": "julia@redbridge.de", "first_name": "Julia", "last_name": "Schneider", "first_seen": "2026-01-02"},
+        {"lead_id": "c", "email": "julia@redbridge.de", "first_name": "Julia", "last_name": "Schröder", "first_seen": "2026-01-03"},
+        {"lead_id": "d", "email": "julia@redbridge.de", "first_name": "J", "last_name": "Schneider", "first_seen": "2026-01-04"},
+    )
+    assert sorted(edges[["left", "right"]].values.tolist()) == [["a", "c"], ["b", "d"]]
 
 
 def test_names_conflict_allows_nicknames_initials_and_typos():
