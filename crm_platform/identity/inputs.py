@@ -65,6 +65,7 @@ def _chunks(wh: Warehouse) -> list[str]:
 def _chunked(wh: Warehouse, sql: str) -> pa.Table:
     """`sql` (with a `{chunk}` predicate on lead_id) run chunk by chunk, results concatenated."""
     parts = [naive_utc(wh.fetch_arrow(sql.format(chunk=c))) for c in _chunks(wh)]
+    wh.release_memory()  # the identity step's Python work needs the memory the engine cached
     return pa.concat_tables(parts) if len(parts) > 1 else parts[0]
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -88,8 +89,15 @@ def normalized_contacts(values: pa.Table, regions: pd.Series) -> pd.DataFrame:
 
 
 def fingerprints(records: pd.DataFrame) -> pd.Series:
-    """A digest of each record's normal form: a record whose digest changed is compared again."""
+    """A digest of each record's normal form (md5 in DuckDB, over the Arrow columns): a record whose
+    digest changed is compared again."""
     cols = ["lead_id", *COLUMNS, "email_domain", "phone"]
-    digest = pd.util.hash_pandas_object(records[cols].astype(object).where(records[cols].notna(), None),
-                                        index=False)  # a fixed key: stable across runs
-    return pd.Series([f"{d:016x}" for d in digest], index=records.index, dtype=object)
+    table = pa.table({c: pa.array(records[c], pa.string(), from_pandas=True) for c in cols})
+    text = ", ".join(f"coalesce({c}, chr(0))" for c in cols)  # a missing value differs from any text
+    con = duckdb.connect()
+    try:
+        con.register("r", table)
+        digest = con.sql(f"SELECT left(md5(concat_ws(chr(31), {text})), 16) AS d FROM r").to_arrow_table()
+    finally:
+        con.close()
+    return _strings(digest.column("d").combine_chunks()).set_axis(records.index)

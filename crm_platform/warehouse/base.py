@@ -64,6 +64,10 @@ class Warehouse(ABC):
         process holds the file."""
         yield
 
+    def release_memory(self) -> None:
+        """Give cached pages back to the operating system after a large read, where the engine holds
+        them in this process (an embedded DuckDB). A server engine holds nothing here."""
+
     def row_count(self, schema: str, table: str) -> int:
         return self.fetchall(f"select count(*) from {self.table_name(schema, table)}")[0][0]
 

@@ -108,6 +108,11 @@ class DuckDBWarehouse(Warehouse):
                 self.con.unregister("_replacement")
         return data.num_rows
 
+    def release_memory(self) -> None:
+        # DuckDB keeps table pages cached up to its memory limit; a moment at a tiny limit evicts them.
+        self.con.execute("set memory_limit = '32MB'")
+        self.con.execute(f"set memory_limit = '{MEMORY_LIMIT}'")
+
     def update_column(self, schema: str, table: str, column: str, key: str, mapping: pa.Table) -> None:
         with self.transaction():
             self.con.register("_mapping", mapping)
