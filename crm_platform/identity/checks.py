@@ -6,7 +6,7 @@ import json
 import pyarrow as pa
 
 from crm_platform.identity import inputs
-from crm_platform.identity.decisions import read_log
+from crm_platform.identity.decisions import MANUAL_SOURCE, read_log
 from crm_platform.ingest.checks import CheckResult
 from crm_platform.warehouse import Warehouse
 
@@ -23,12 +23,17 @@ def stale_canonical_ids(wh: Warehouse) -> int:
 
 def declared_different_together(wh: Warehouse) -> int:
     """Pairs a person declared different (manual lead_unmerged) that share a canonical id."""
-    pairs = read_log(inputs.decision_events(wh).to_pandas()).declared_different_pairs()
-    if not pairs:
+    # Manual decisions alone settle what is declared different; the pairs are few, the map is not.
+    different = read_log(inputs.decision_events(wh, source=MANUAL_SOURCE).to_pandas()).declared_different
+    if different.empty:
         return 0
     im = wh.table_name(*MAP)
-    canonical = dict(wh.fetchall(f"SELECT DISTINCT record_lead_id, lead_id FROM {im}"))
-    return sum(1 for a, b in pairs if canonical.get(a, a) == canonical.get(b, b))
+    pairs = pa.table({"a": different["left"].astype(str).tolist(), "b": different["right"].astype(str).tolist()})
+    return wh.fetch_arrow(
+        f"SELECT count(*) AS n FROM p LEFT JOIN (SELECT DISTINCT record_lead_id, lead_id FROM {im}) AS ma "
+        f"ON ma.record_lead_id = p.a LEFT JOIN (SELECT DISTINCT record_lead_id, lead_id FROM {im}) AS mb "
+        f"ON mb.record_lead_id = p.b WHERE coalesce(ma.lead_id, p.a) = coalesce(mb.lead_id, p.b)",
+        tables={"p": pairs}).column("n")[0].as_py()
 
 
 def evaluate(wh: Warehouse, summary: dict) -> list[CheckResult]:

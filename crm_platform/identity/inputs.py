@@ -180,11 +180,13 @@ def _id_list(text: str | None) -> list[str]:
     return [str(x) for x in items if x not in (None, "")]
 
 
-def decision_events(wh: Warehouse) -> pa.Table:
-    """Every lead_merged / lead_unmerged event, oldest first: CRM merges, manual decisions and the
-    identity graph's own earlier decisions."""
+def decision_events(wh: Warehouse, source: str | None = None) -> pa.Table:
+    """Every lead_merged / lead_unmerged event (or those of one source), oldest first: CRM merges,
+    manual decisions and the identity graph's own earlier decisions."""
     ev = wh.table_name("core", "events")
+    only = " AND source = ?" if source else ""
     return naive_utc(wh.fetch_arrow(
         f"SELECT event_id, event_type, occurred_at, source, lead_id, attributes ->> 'merged_lead_id' AS merged_lead_id, "
         f"attributes ->> 'match_rule' AS match_rule, attributes ->> 'reverses_event_id' AS reverses_event_id "
-        f"FROM {ev} WHERE event_type IN ('lead_merged', 'lead_unmerged') ORDER BY occurred_at, event_id"))
+        f"FROM {ev} WHERE event_type IN ('lead_merged', 'lead_unmerged'){only} ORDER BY occurred_at, event_id",
+        [source] if source else None))

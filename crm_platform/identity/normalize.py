@@ -90,10 +90,6 @@ def email(value: str | None) -> str | None:
     return None if out in BLOCKED_VALUES else out
 
 
-def free_mail(domain: str | None) -> bool:
-    return domain in _PROVIDER_SET
-
-
 def country_code(value: str | None) -> str | None:
     """'United States', 'USA', 'us' -> 'US'; None when unknown."""
     if not value:

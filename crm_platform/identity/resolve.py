@@ -71,7 +71,7 @@ def resolve(wh: Warehouse, mappings: Sequence[SourceMapping], config: IdentityCo
     recs["fingerprint"] = fingerprints(recs)
     clock.lap("deterministic_rules")
 
-    model, trained, mode, pairs, compared = _probabilistic(wh, recs, config, now, full)
+    model, trained, mode, pairs, compared = _probabilistic(wh, recs, config, full)
     above = pairs[pairs["match_probability"] >= config.probabilistic.threshold]
     vetoed = rules.conflicting_pairs(above, recs)
     found.append(_probabilistic_edges(above[~vetoed]))
@@ -118,7 +118,7 @@ class _Stopwatch:
         self._t = now
 
 
-def _probabilistic(wh: Warehouse, recs: pd.DataFrame, config: IdentityConfig, now: datetime, full: bool):
+def _probabilistic(wh: Warehouse, recs: pd.DataFrame, config: IdentityConfig, full: bool):
     """The model (trained when there is none and enough records, or the records have outgrown it)
     and the scored pairs: earlier scores of unchanged pairs plus new scores for changed records."""
     p = config.probabilistic

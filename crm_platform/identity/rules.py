@@ -140,6 +140,7 @@ class Names:
         return out
 
     def compatible(self, a, b) -> np.ndarray:
+        """Both records give a family name, and the names do not contradict each other."""
         (_, _, la), (_, _, lb) = self._sides(a, b)
         both = pc.and_(pc.is_valid(la), pc.is_valid(lb)).to_numpy(zero_copy_only=False)
         return both & ~self.conflicts(a, b)
@@ -168,11 +169,6 @@ def names_conflict(a: tuple, b: tuple) -> bool:
     fa, ga, la = a
     fb, gb, lb = b
     return bool((la and lb and not _same_family(la, lb)) or (fa and fb and not _same_given(fa, ga, fb, gb)))
-
-
-def names_compatible(a: tuple, b: tuple) -> bool:
-    """Both records give a family name, it agrees, and the given names do not disagree."""
-    return bool(a[2] and b[2]) and not names_conflict(a, b)
 
 
 def email_edges(contacts: pd.DataFrame, records: pd.DataFrame, guards: Guards, hash_value: Callable[[str], str],

@@ -62,7 +62,7 @@ def run_identity(wh: Warehouse, landing_dir: Path, plan: TrackingPlan, pii_key: 
             failed = [o for o in outcomes if o.records_quarantined or o.status != "complete"]
             if failed:  # our own events must validate: anything else is a bug, not bad data
                 raise RuntimeError(f"identity decisions in {path} did not all validate: {failed[0]}")
-        previous = store.read(wh, "lead_identity_map")
+        previous = store.read(wh, "lead_identity_map", ["record_lead_id", "lead_id"])
         write_tables(wh, res, now)
         changed = update_canonical_ids(wh, res.identity_map, previous)
     return IdentityRun(res, path, outcomes, changed)

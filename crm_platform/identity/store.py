@@ -54,11 +54,12 @@ def append(wh: Warehouse, schema: str, name: str, data: pa.Table) -> None:
         wh.insert_arrow(schema, name, data)
 
 
-def read(wh: Warehouse, name: str) -> pd.DataFrame:
+def read(wh: Warehouse, name: str, columns: list[str] | None = None) -> pd.DataFrame:
     schema = SCHEMAS[name]
+    columns = columns or schema.names
     if not wh.table_exists("identity", name):
-        return schema.empty_table().to_pandas()
-    return wh.fetch_arrow(f"select {', '.join(schema.names)} from {wh.table_name('identity', name)}").to_pandas()
+        return schema.empty_table().select(columns).to_pandas()
+    return wh.fetch_arrow(f"select {', '.join(columns)} from {wh.table_name('identity', name)}").to_pandas()
 
 
 def latest_model(wh: Warehouse) -> MatchModel | None:
