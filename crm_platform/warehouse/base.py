@@ -44,6 +44,12 @@ class Warehouse(ABC):
         """Atomically replace a table's whole content (build, then swap); returns the row count."""
 
     @abstractmethod
+    def rebuild_table(self, table: TableDef, selects: Sequence[tuple[str, Mapping[str, Any]]]) -> int:
+        """Replace `table`'s content with the rows of `selects` (SQL and its parameters, columns in the
+        table's order), computed inside the engine: built aside, then swapped in atomically. Returns
+        the row count."""
+
+    @abstractmethod
     def update_column(self, schema: str, table: str, column: str, key: str, mapping: pa.Table) -> None:
         """Set `column` to `mapping.value` on the rows whose `key` equals `mapping.key` (a string
         map), where it differs; other rows are left as they are. Atomic for readers of the table."""

@@ -14,6 +14,7 @@ import socket
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any
 
 import pyarrow as pa
@@ -117,6 +118,25 @@ class ClickHouseWarehouse(Warehouse):
         else:
             self.client.command(f"rename table {build} to {name}")
         return data.num_rows
+
+    def rebuild_table(self, table: TableDef, selects: Sequence[tuple[str, Mapping[str, Any]]]) -> int:
+        build = replace(table, name=table.name + "__build")
+        name, build_name = self.table_name(table.schema, table.name), self.table_name(build.schema, build.name)
+        cols = ", ".join(f'"{c}"' for c in table.column_names)
+        self.client.command(f"drop table if exists {build_name}")
+        self.client.command(build.clickhouse_ddl(self.database))
+        try:
+            for sql, params in selects:
+                self.client.command(f"insert into {build_name} ({cols}) {to_clickhouse(sql, dict(params))}")
+        except BaseException:
+            self.client.command(f"drop table if exists {build_name}")
+            raise
+        if self.table_exists(table.schema, table.name):
+            self.client.command(f"exchange tables {build_name} and {name}")
+            self.client.command(f"drop table {build_name}")
+        else:
+            self.client.command(f"rename table {build_name} to {name}")
+        return self.row_count(table.schema, table.name)
 
     def update_column(self, schema: str, table: str, column: str, key: str, mapping: pa.Table) -> None:
         """A synchronous mutation reading the map through a Join table (joinGet): one pass over the

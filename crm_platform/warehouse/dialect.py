@@ -71,8 +71,10 @@ def _parsed(sql: str) -> exp.Expression:
 
 
 def _ordered_string_agg(node: exp.Expression) -> exp.Expression:
-    """string_agg(x, sep ORDER BY x) (ClickHouse's groupConcat takes no ORDER BY) as a sorted array
-    joined: arrayStringConcat(arraySort(groupArray(x)), sep); DISTINCT x keeps each value once."""
+    """string_agg(x, sep ORDER BY k1, k2) (ClickHouse's groupConcat takes no ORDER BY) as an array
+    sorted and joined: by the value itself, arrayStringConcat(arraySort(groupArray(x)), sep)
+    (DISTINCT x keeps each value once); by other keys, the (k1, k2, x) tuples sorted and their last
+    element joined. Keys all ascending or all descending."""
     if not isinstance(node, exp.GroupConcat) or not isinstance(node.this, exp.Order):
         return node
     order = node.this
@@ -80,14 +82,21 @@ def _ordered_string_agg(node: exp.Expression) -> exp.Expression:
     distinct = isinstance(value, exp.Distinct)
     if distinct:
         value = value.expressions[0]
-    if len(keys) != 1 or keys[0].this != value:
-        raise UntranslatableSQL("string_agg ordered by anything but the aggregated value has no ClickHouse "
-                                "equivalent here: sort in a subquery, or in Python")
-    sort = "arrayReverseSort" if keys[0].args.get("desc") else "arraySort"
-    gather = "groupUniqArray" if distinct else "groupArray"
-    separator = node.args.get("separator") or exp.Literal.string(",")
-    return sqlglot.parse_one(f"arrayStringConcat({sort}({gather}({value.sql('clickhouse')})), "
-                             f"{separator.sql('clickhouse')})", read="clickhouse")
+    directions = {bool(k.args.get("desc")) for k in keys}
+    if len(directions) != 1:
+        raise UntranslatableSQL("string_agg ordered by keys in mixed directions has no ClickHouse equivalent here: "
+                                "sort in a subquery, or in Python")
+    sort = "arrayReverseSort" if directions.pop() else "arraySort"
+    separator = (node.args.get("separator") or exp.Literal.string(",")).sql("clickhouse")
+    text = value.sql("clickhouse")
+    if len(keys) == 1 and keys[0].this == value:
+        gather = "groupUniqArray" if distinct else "groupArray"
+        return sqlglot.parse_one(f"arrayStringConcat({sort}({gather}({text})), {separator})", read="clickhouse")
+    if distinct:
+        raise UntranslatableSQL("string_agg(DISTINCT x ORDER BY another key) has no ClickHouse equivalent here")
+    members = ", ".join([k.this.sql("clickhouse") for k in keys] + [text])
+    return sqlglot.parse_one(f"arrayStringConcat(arrayMap(x -> tupleElement(x, {len(keys) + 1}), "
+                             f"{sort}(groupArray(tuple({members})))), {separator})", read="clickhouse")
 
 
 def to_clickhouse(sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None) -> str:

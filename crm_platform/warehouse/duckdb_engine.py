@@ -4,6 +4,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -107,6 +108,20 @@ class DuckDBWarehouse(Warehouse):
             finally:
                 self.con.unregister("_replacement")
         return data.num_rows
+
+    def rebuild_table(self, table: TableDef, selects: Sequence[tuple[str, Mapping[str, Any]]]) -> int:
+        build = replace(table, name=table.name + "__build")
+        target, cols = self.table_name(table.schema, table.name), ", ".join(f'"{c}"' for c in table.column_names)
+        with self.transaction():
+            self.con.execute(f'create schema if not exists "{table.schema}"')
+            self.con.execute(f"drop table if exists {self.table_name(build.schema, build.name)}")
+            self.con.execute(build.duckdb_ddl())
+            for sql, params in selects:
+                self.con.execute(f"insert into {self.table_name(build.schema, build.name)} ({cols}) {sql}",
+                                 dict(params) or None)
+            self.con.execute(f"drop table if exists {target}")
+            self.con.execute(f'alter table {self.table_name(build.schema, build.name)} rename to "{table.name}"')
+        return self.row_count(table.schema, table.name)
 
     def release_memory(self) -> None:
         # DuckDB keeps table pages cached up to its memory limit; a moment at a tiny limit evicts them.
