@@ -182,6 +182,7 @@ WHERE CASE WHEN fast THEN true ELSE {DIVERT_FUNCTION}(line_no, raw) END"""
         for v in self.versions:
             env = self.env_rules[v.et.event_type]
             tests = [_pass_sql(env[c], self.j(c)) for c in per_type]
+            # `lead` is the lead_id rule's `required` (per type above); `none` needs no id.
             if v.et.identity == "lead_or_user":
                 tests.append(f"({lead} IS NOT NULL OR {user} IS NOT NULL)")
             n_attr = " + ".join(f"CAST({self.a(k)} IS NOT NULL AS INTEGER)" for k in v.keys) or "0"

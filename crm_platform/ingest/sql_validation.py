@@ -811,6 +811,7 @@ FROM (SELECT *, CASE WHEN attr_dup THEN {_object(_entries('attrs0'))} ELSE attrs
         return [property_rule("context", spec) for spec in self.plan.context.values()]
 
     def identity_types(self) -> list[str]:
+        """The types needing lead_id or user_id (`lead` is lead_id's own rule; `none` needs neither)."""
         return [name for name in self.types if self.plan.event_types[name].identity == "lead_or_user"]
 
     def fast(self) -> str:

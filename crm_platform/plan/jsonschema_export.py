@@ -83,6 +83,10 @@ def event_schema(plan: TrackingPlan, et: EventType, ev: EventVersion) -> dict[st
     }
     for name in ("event_id", "occurred_at", "source", "lead_id", "user_id", "producer_id"):
         properties[name] = field_schema(env[name])
+    if et.identity == "none":
+        for name in ("lead_id", "user_id"):
+            properties[name]["description"] = ("Optional: this event is about no person; an id given is kept as "
+                                               "sent but names no record.")
     attributes = _object_schema(props, "Event-specific properties.")
     context = _object_schema(ctx, "Client context of the event.")
     if not attributes["required"]:
@@ -93,7 +97,7 @@ def event_schema(plan: TrackingPlan, et: EventType, ev: EventVersion) -> dict[st
     properties["touch"] = {"type": ["object", "null"],
                            "description": "Campaign properties some producers nest here; read as attributes."}
     required = ["event_type", "schema_version", "event_id", "occurred_at", "source"]
-    if et.identity == "lead":
+    if et.identity == "lead":  # lead_or_user: the anyOf below; none: no id required
         required.append("lead_id")
     if attributes["required"]:
         required.append("attributes")

@@ -22,7 +22,8 @@ EVENT_KEYS = ("event_type", "description", "owner", "identity", "sources", "cons
               "retention_days", "versions")
 VERSION_KEYS = ("version", "description", "properties", "migrations")
 PROPERTY_KEYS = ("type", "required", "pii", "values", "max_length", "minimum", "maximum", "description")
-IDENTITIES = ("lead", "lead_or_user")
+# lead: lead_id required; lead_or_user: one of lead_id, user_id; none: about no person, neither required.
+IDENTITIES = ("lead", "lead_or_user", "none")
 MIGRATION_OPS = ("rename", "default", "drop")
 
 

@@ -10,7 +10,9 @@ from typing import Any, Literal, Mapping
 
 from crm_platform.plan.formats import DEFAULT_MAX_LENGTH, STRING_TYPES
 
-Identity = Literal["lead", "lead_or_user"]
+# Which person an event is about: `lead` (lead_id required), `lead_or_user` (lead_id or user_id),
+# `none` (about no person, e.g. campaign spend: neither required; one given is kept as sent).
+Identity = Literal["lead", "lead_or_user", "none"]
 MigrationOp = Literal["rename", "default", "drop"]
 
 

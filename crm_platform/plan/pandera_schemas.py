@@ -64,6 +64,7 @@ def build_schema(plan: TrackingPlan, event_type: str, version: str) -> VersionSc
     rules = tuple(version_rules(plan, et, ev))
     frame_checks = []
     always = {rule.column for rule in rules if rule.required}
+    # `lead` is the lead_id column's `required`; `none` needs no id at all (one given is still typed).
     if et.identity == "lead_or_user":
         frame_checks.append(pa.Check(_identity_check, name=IDENTITY_CHECK, ignore_na=False))
         always |= {"lead_id", "user_id"}

@@ -78,7 +78,8 @@ def envelope_rules(et: EventType) -> list[FieldRule]:
         FieldRule("occurred_at", type="timestamp", required=True, max_length=DEFAULT_MAX_LENGTH),
         FieldRule("source", type="enum", required=True, values=et.allowed_sources,
                   enum_code="source_not_allowed", max_length=DEFAULT_MAX_LENGTH),
-        # lead_or_user identity is a two-column rule (see pandera_schemas); each id is still typed.
+        # lead requires lead_id; lead_or_user is a two-column rule (see pandera_schemas); none requires
+        # neither. Each id, when given, is still typed.
         FieldRule("lead_id", required=et.identity == "lead", **ident),
         FieldRule("user_id", **ident),
         FieldRule("producer_id", type="string", max_length=ID_MAX_LENGTH),

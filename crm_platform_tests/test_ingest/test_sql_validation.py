@@ -226,6 +226,13 @@ def _cases() -> dict[str, object]:
     add("touch with null user", dict(e))
     e["lead_id"] = "lead_1"
     add("touch with lead, null user", dict(e))
+    e = example_event(PLAN, "campaign_spend_reported")  # identity none: no id needed, one given is typed
+    del e["lead_id"], e["user_id"]
+    add("no person, no ids", dict(e))
+    add("no person, null ids", {**e, "lead_id": None, "user_id": None})
+    add("no person, a lead given", {**e, "lead_id": "lead_1"})
+    add("no person, an empty lead", {**e, "lead_id": ""})
+    add("no person, a numeric user", {**e, "user_id": 12})
     e = example_event(PLAN, "campaign_touch")
     e["attributes"]["landing_page"] = "https://example.com/" + "a" * 100_000
     e["context"]["user_agent"] = "b" * 100_000

@@ -71,6 +71,7 @@ def variants(event_type: str, version: str) -> list[tuple[str, dict]]:
     variant("no lead_id", lambda e: e.pop("lead_id"))
     variant("null lead_id", lambda e: e.__setitem__("lead_id", None))
     variant("no lead_id nor user_id", lambda e: (e.pop("lead_id"), e.pop("user_id")))
+    variant("null lead_id and user_id", lambda e: e.update(lead_id=None, user_id=None))
     variant("empty user_id", lambda e: e.__setitem__("user_id", ""))
     variant("null producer_id", lambda e: e.__setitem__("producer_id", None))
     variant("attributes array", lambda e: e.__setitem__("attributes", []))
@@ -111,6 +112,19 @@ def test_lead_created_schema_details():
     touch = validator("campaign_touch", "2026-04-1").schema
     assert touch["properties"]["attributes"]["required"] == ["channel", "touch_type"]
     assert "lead_id" not in touch["required"] and len(touch["anyOf"]) == 2
+
+
+def test_an_event_about_no_person_needs_no_id_but_types_one_given():
+    v = validator("campaign_spend_reported", "2026-01-1")
+    s = v.schema
+    assert s["x-identity"] == "none" and "anyOf" not in s
+    assert not {"lead_id", "user_id"} & set(s["required"])
+    assert "names no record" in s["properties"]["lead_id"]["description"]
+    event = example_event(PLAN, "campaign_spend_reported")
+    for ids in ({}, {"lead_id": "lead_1"}, {"user_id": "u_1"}, {"lead_id": None, "user_id": None}):
+        e = {k: v for k, v in event.items() if k not in ("lead_id", "user_id")} | ids
+        assert v.is_valid(e), ids
+    assert not v.is_valid({**event, "lead_id": ""}) and not v.is_valid({**event, "lead_id": 7})
 
 
 @pytest.mark.parametrize("event_type, version", VERSIONS, ids=["@".join(v) for v in VERSIONS])

@@ -10,15 +10,15 @@ from crm_platform.plan.loader import PlanError, lint_plan, load_plan
 from crm_platform_tests.test_plan.conftest import edit, line_of
 
 TYPES = "string, integer, number, boolean, timestamp, enum, email, url, json"
-SOURCES = ("ads, api, cdc, consent_platform, crm, dialer, email_platform, hubspot, identity, import, manual, ml, "
-           "salesforce, web, webform")
+SOURCES = ("ads, api, cdc, consent_platform, crm, dialer, email_platform, hubspot, identity, import, manual, "
+           "marketing, ml, salesforce, web, webform")
 ACT = "events/activity_logged.yaml: versions[1] (2026-06-1)"
 TOUCH = "events/campaign_touch.yaml: versions[1] (2026-04-1)"
 
 
 def test_the_real_plan_loads(plan):
     assert sorted(plan.event_types) == [
-        "activity_logged", "campaign_touch", "consent_changed", "lead_created", "lead_merged", "lead_stage_changed",
+        "activity_logged", "campaign_spend_reported", "campaign_touch", "consent_changed", "lead_created", "lead_merged", "lead_stage_changed",
         "lead_unmerged", "lead_updated", "manual_label", "model_score_computed", "opportunity_closed",
         "opportunity_created", "record_deleted",
     ]
@@ -210,7 +210,7 @@ CASES = {
     ),
     "identity unknown": (
         [("events/manual_label.yaml", "identity: lead\n", "identity: person\n")],
-        ["events/manual_label.yaml: identity: must be one of: lead, lead_or_user, got a string ('person')"],
+        ["events/manual_label.yaml: identity: must be one of: lead, lead_or_user, none, got a string ('person')"],
     ),
     "invalid YAML": (
         [("events/lead_unmerged.yaml", "owner: data-platform", "owner: [data-platform")],

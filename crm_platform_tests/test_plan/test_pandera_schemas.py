@@ -30,7 +30,7 @@ def test_one_generated_schema_per_type_and_version(event_type, version):
     expected = {"event_id", "occurred_at", "source"} | {
         f"attributes.{p}" for p in PLAN.get_version(event_type, version).required}
     identity = PLAN.event_types[event_type].identity
-    expected |= {"lead_id"} if identity == "lead" else {"lead_id", "user_id"}
+    expected |= {"lead": {"lead_id"}, "lead_or_user": {"lead_id", "user_id"}, "none": set()}[identity]
     assert required == expected
     assert [c.name for c in vs.schema.checks] == ([IDENTITY_CHECK] if identity == "lead_or_user" else [])
 

@@ -218,6 +218,19 @@ def test_lead_or_user_events_need_one_of_them():
     assert reasons(event) == ()
 
 
+def test_events_about_no_person_need_no_id_but_type_one_given():
+    event = example_event(PLAN, "campaign_spend_reported")
+    assert PLAN.event_types["campaign_spend_reported"].identity == "none"
+    assert reasons(event) == ()  # both given: kept
+    del event["lead_id"], event["user_id"]
+    assert reasons(event) == ()
+    assert reasons({**event, "lead_id": None, "user_id": None}) == ()  # null is absent
+    assert reasons({**event, "lead_id": ""}) == ("empty_value: lead_id is empty",)
+    assert reasons({**event, "user_id": 7}) == ("wrong_type: user_id must be a string, got integer",)
+    assert reasons({**event, "source": "ads"}) == (
+        "source_not_allowed: source 'ads' is not allowed for campaign_spend_reported (allowed: crm, marketing)",)
+
+
 def test_event_id_rules():
     event = example_event(PLAN, "lead_updated")
     del event["event_id"]
