@@ -3,7 +3,8 @@ records, merges made in the CRMs, and earlier identity decisions.
 
 A lead record is a `lead_id` of the event log (the canonical events' `lead_X`, and the ids the
 source mappings give: `lead_{id}` for CDC rows, `hubspot:{Record ID}`, ...). Its values are the
-properties of its `lead_created` / `lead_updated` events, from any source, with PII read back from
+properties of its `lead_created` / `lead_updated` events, from any source (events of types about no
+person, `identity: none` such as campaign spend, never make a record), with PII read back from
 `pii.vault` here and nowhere else. The results leave the engine already reduced (one row per
 record, or per record and value).
 """
@@ -108,12 +109,19 @@ def external_ids(wh: Warehouse) -> pa.Table:
         f"ORDER BY lead_id, ids")
 
 
-def event_lead_ids(wh: Warehouse) -> pa.Table:
+def event_lead_ids(wh: Warehouse, no_person_types: Sequence[str] = ()) -> pa.Table:
     """The lead ids the canonical event files carry (source_system `events` of the identity map),
-    but for the platform's own events (identity decisions, scores): they name records, never add one."""
+    but for the platform's own events (identity decisions, scores): they name records, never add one;
+    and but for the event types about no person (`no_person_types`, `identity: none` in the plan,
+    such as campaign spend), whose lead_id, if one is given, is kept as sent and names no record."""
     ev = wh.table_name("core", "events")
+    skip = f" AND event_type NOT IN ({', '.join(_lit(t) for t in no_person_types)})" if no_person_types else ""
     return wh.fetch_arrow(f"SELECT DISTINCT lead_id FROM {ev} WHERE lead_id IS NOT NULL "
-                          f"AND source_file LIKE 'events/%' AND source NOT IN {PLATFORM_SOURCES} ORDER BY lead_id")
+                          f"AND source_file LIKE 'events/%' AND source NOT IN {PLATFORM_SOURCES}{skip} ORDER BY lead_id")
+
+
+def _lit(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
 
 
 def lead_mappings(mappings: Sequence[SourceMapping]) -> list[SourceMapping]:

@@ -26,6 +26,7 @@ from crm_platform.identity.records import (
     normalized_contacts,
     normalized_records,
 )
+from crm_platform.plan import TrackingPlan, load_plan
 from crm_platform.sources.mapping import SourceMapping
 from crm_platform.warehouse import Warehouse
 
@@ -48,15 +49,18 @@ class Resolution:
 
 
 def resolve(wh: Warehouse, mappings: Sequence[SourceMapping], config: IdentityConfig,
-            hash_value: Callable[[str], str], now: datetime, full: bool = False) -> Resolution:
+            hash_value: Callable[[str], str], now: datetime, full: bool = False,
+            plan: TrackingPlan | None = None) -> Resolution:
     clock = _Stopwatch()
+    plan = plan or load_plan()
+    no_person = sorted(name for name, et in plan.event_types.items() if et.identity == "none")
     recs = normalized_records(inputs.lead_records(wh))
     regions = pd.Series(recs["country"].to_numpy(dtype=object, na_value=None), index=recs["lead_id"])
     contacts = normalized_contacts(inputs.contact_values(wh), regions)
     contacts = contacts.merge(recs[["lead_id", "first_seen"]], on="lead_id", how="left")
     lead_maps = inputs.lead_mappings(mappings)
     sources, merges = inputs.source_records(wh, lead_maps)
-    event_ids = inputs.event_lead_ids(wh).column("lead_id").to_pylist()
+    event_ids = inputs.event_lead_ids(wh, no_person).column("lead_id").to_pylist()
     log = read_log(inputs.decision_events(wh).to_pandas())
     clock.lap("read_and_normalize")
 

@@ -54,7 +54,7 @@ def run_identity(wh: Warehouse, landing_dir: Path, plan: TrackingPlan, pii_key: 
     mappings = load_mappings(plan) if mappings is None else mappings
     hasher = PiiHasher(pii_key, ())
     with wh.exclusive("identity"):
-        res = resolve(wh, mappings, config, hasher.hash, now, full=full)
+        res = resolve(wh, mappings, config, hasher.hash, now, full=full, plan=plan)
         path, outcomes = None, []
         if len(res.decisions):
             path = write_decisions(landing_dir, res.decisions, now)
