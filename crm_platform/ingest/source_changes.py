@@ -8,12 +8,18 @@ position order:
 
 - a record seen for the first time gives the mapping's `created` event (every mapped property,
   unmapped columns kept as attributes, the source ids in `external_ids`);
-- a record whose compared columns changed gives `updated` (changed fields only), `stage_changed`
+- a record whose compared columns changed gives `updated` (changed fields only, or with `updates:
+  full` the whole record as `created` has it; with `changed_fields` either way), `stage_changed`
   (from, to) when its stage column changed, `closed` (won or lost) when it moved into a closing
   value; nothing changed, nothing emitted;
 - a deletion gives `deleted`;
 - a change at or before the record's known position (a redelivery, a replay, a snapshot of what was
   already seen) gives nothing.
+
+The key is the key column's text, or the mapping's key template filled with the row's cells (an
+export without a single key column: `{campaign_id}:{date}`); a row with an empty key cell has no key
+(`missing_key`, naming the empty columns). Events of a mapping without `lead_id` (types about no
+person) carry no lead_id.
 
 Event ids are `<system>:<object>:<key>:<position>:<kind>`: the same change, delivered or landed
 again, always has the same id, and the ingest's duplicate check drops it. The event lines then take
@@ -112,10 +118,26 @@ FROM msg"""
             extra = "NULL"
         return f"""
 SELECT {rec_base} + (rec_no << {SUB_BITS}) AS rec, NULL::BLOB AS raw, 'r' AS op,
-       epoch_us({as_of_sql}) AS pos_a, {rec_base} + rec_no AS pos_b, nullif({_ident(self.m.key)}, '') AS key,
+       epoch_us({as_of_sql}) AS pos_a, {rec_base} + rec_no AS pos_b, {self._export_key()} AS key,
        {as_of_sql} AS commit_ts, {extra} AS extra, {values},
-       CASE WHEN nullif({_ident(self.m.key)}, '') IS NULL THEN 'missing_key: the row has no ' || {_lit(self.m.key)} END AS bad
+       CASE WHEN {self._export_key()} IS NULL THEN 'missing_key: the row has no ' || {self._missing_key_columns()} END AS bad
 FROM {file_sql}"""
+
+    def _export_key(self) -> str:
+        """The record key of an export row: the key cell, or the key template filled with the cells
+        (NULL when any of them is empty)."""
+        if not self.m.key_is_template:
+            return f"nullif({_ident(self.m.key)}, '')"
+        parts = [f"nullif({_ident(p[1:-1])}, '')" if p.startswith("{") and p.endswith("}") else _lit(p)
+                 for p in re.split(r"(\{[^{}]+\})", self.m.key) if p]
+        return "(" + " || ".join(parts) + ")"
+
+    def _missing_key_columns(self) -> str:
+        """The names of the key's empty cells, comma-separated (one name for a key column)."""
+        if not self.m.key_is_template:
+            return _lit(self.m.key)
+        return "concat_ws(', ', " + ", ".join(f"CASE WHEN nullif({_ident(c)}, '') IS NULL THEN {_lit(c)} END"
+                                              for c in self.m.key_columns) + ")"
 
     def _json_value(self, c: Column, j: str) -> str:
         """JSON text of a Debezium row field, typed as `c` says (NULL when absent or null)."""
@@ -131,8 +153,9 @@ FROM {file_sql}"""
         """JSON text of an export's text cell `x`, typed as `c` says; empty is absent; a value that does
         not convert stays a string, for the validation to name."""
         x = f"nullif({x}, '')"
-        if c.type == "integer":
-            v = f"coalesce(CAST(try_cast({x} AS BIGINT) AS VARCHAR), to_json({x}))"
+        if c.type == "integer":  # 1.5 is no integer (a cast to BIGINT would round it to 2)
+            v = (f"CASE WHEN try_cast({x} AS BIGINT) = try_cast({x} AS DOUBLE) THEN CAST(try_cast({x} AS BIGINT) AS VARCHAR) "
+                 f"ELSE to_json({x}) END")
         elif c.type == "number":
             v = f"coalesce(CASE WHEN isfinite(try_cast({x} AS DOUBLE)) THEN CAST(try_cast({x} AS DOUBLE) AS VARCHAR) END, to_json({x}))"
         elif c.type == "boolean":
@@ -208,7 +231,9 @@ FROM {order} o JOIN {changes} c ON c.rec = o.rec LEFT JOIN {changes} p ON p.rec 
         return "{" + ", ".join(f"'c{i}': {text_of(i, c)}" for i, c in enumerate(self.cols)) + "}"
 
     def _lead_id(self, values: str) -> str:
-        """The events' lead_id from the mapping's template, over struct `values`."""
+        """The events' lead_id from the mapping's template, over struct `values` (NULL without one)."""
+        if self.m.lead_id is None:
+            return "CAST(NULL AS VARCHAR)"
         parts = re.split(r"(\{[^{}]+\})", self.m.lead_id)
         sql = []
         for part in parts:
@@ -235,9 +260,10 @@ FROM {order} o JOIN {changes} c ON c.rec = o.rec LEFT JOIN {changes} p ON p.rec 
                         + ',"event_id":')
             event_id = "to_json(" + _lit(f"{m.source_system}:{m.object}:") + " || key || ':' || " + pos_text + " || " \
                 + _lit(":" + kind) + ")"
-            source = _lit(',"source":' + json.dumps(m.source_system) + ',"lead_id":')
+            source = _lit(',"source":' + json.dumps(m.source_system) + (',"lead_id":' if m.lead_id is not None else ""))
+            lead_id = f"to_json({lead}) || " if m.lead_id is not None else ""  # no lead_id: a type about no person
             return (f"{head} || {event_id} || {_lit(',' + json.dumps('occurred_at') + ':')} || {occurred} || {source} || "
-                    f"to_json({lead}) || {_lit(',' + json.dumps('attributes') + ':')} || {attrs} || '}}'")
+                    f"{lead_id}{_lit(',' + json.dumps('attributes') + ':')} || {attrs} || '}}'")
 
         def obj(members: list[str]) -> str:
             return "'{' || concat_ws(',', " + ", ".join(members) + ") || '}'" if members else "'{}'"
@@ -259,7 +285,7 @@ FROM {order} o JOIN {changes} c ON c.rec = o.rec LEFT JOIN {changes} p ON p.rec 
                            "FROM rows WHERE op <> 'd' AND (pv IS NULL OR was_deleted)")
         stage = m.stage_column
         closing = m.closed.column if m.closed else None
-        compared = [c for c in self.cols if c.compare and c.name not in (stage, m.key)]
+        compared = [c for c in self.cols if c.compare and c.name not in (stage, *m.key_columns)]
         if "updated" in m.events:
             changed = [c for c in compared if c.property]
             if changed:
@@ -271,6 +297,8 @@ FROM {order} o JOIN {changes} c ON c.rec = o.rec LEFT JOIN {changes} p ON p.rec 
                                   for c in changed)
                 fields = f"to_json(list_filter([{names}], lambda _n: _n IS NOT NULL))"
                 has_fields = "changed_fields" in plan.event_types[m.events["updated"]].current.properties
+                if m.updates == "full":  # the whole record, as `created` has it (ids aside)
+                    members = props + ["extra"]
                 attrs = obj(members + ([member("changed_fields", fields)] if has_fields else []))
                 any_changed = " OR ".join(f"v.{self.c(c.name)} IS DISTINCT FROM pv.{self.c(c.name)}" for c in changed)
                 selects.append(f"SELECT rec + {KIND_UPDATED}, {event('updated', m.events['updated'], f'coalesce({modified_at}, {commit})', attrs)} "

@@ -201,12 +201,18 @@ class SourceIngest(GroupIngest):
     @staticmethod
     def _as_of(read: _Read, mapping: SourceMapping) -> datetime:
         """When the export was taken: from its name as the mapping says, else its modification time.
-        A date names the end of that day: the export holds everything up to it."""
+        A date names the end of that day, a month (a format without a day, `%Y-%m`) the end of that
+        month: the export holds everything up to it."""
         spec = mapping.as_of or {}
         m = re.search(spec["file_name"], read.file.path.name) if spec.get("file_name") else None
         if m:
-            at = datetime.strptime(m.group(1), spec.get("format", "%Y-%m-%d"))
-            return at + timedelta(days=1) if "%H" not in spec.get("format", "%Y-%m-%d") else at
+            fmt = spec.get("format", "%Y-%m-%d")
+            at = datetime.strptime(m.group(1), fmt)
+            if "%H" in fmt:
+                return at
+            if "%d" not in fmt and "%j" not in fmt:
+                return datetime(at.year + at.month // 12, at.month % 12 + 1, 1)
+            return at + timedelta(days=1)
         return datetime.utcfromtimestamp(read.file.mtime_ns / 1e9)
 
     # -- the rest of the path ------------------------------------------------------------------------

@@ -12,7 +12,7 @@ is refused.
     format: csv                      # debezium | csv | parquet
     landing: batch/hubspot/contacts  # folder under landing/
     encoding: auto                   # csv: auto (BOM, else UTF-8, else Latin-1) | utf-8 | utf-16 | latin-1
-    key: Record ID                   # the column identifying a record
+    key: Record ID                   # the column identifying a record, or a template of columns (below)
     lead_id: "hubspot:{Record ID}"   # the events' lead_id, from columns
     as_of: {file_name: '(\\d{4}-\\d{2}-\\d{2})', format: '%Y-%m-%d'}  # batch: when the export was taken
     events: {created: lead_created, updated: lead_updated, stage_changed: lead_stage_changed, deleted: record_deleted}
@@ -20,6 +20,18 @@ is refused.
       Email: {property: email}
       Create Date: {type: timestamp, format: '%Y-%m-%d %H:%M', timezone: America/New_York, role: created_at}
       Lifecycle Stage: {property: stage, values: {Lead: new, Customer: customer}}
+
+`key` is one column, or for an export whose records have no single key column a template of columns
+like `lead_id`'s: `key: "{campaign_id}:{date}"` (the cells' text; a row with any of them empty has no
+key and is quarantined, `missing_key`, naming them). A template key is for exports (csv, parquet) of
+records that are not leads: the identity graph knows a lead record by its one key column.
+
+`lead_id` may be left out when every event type of `events` is about no person (`identity: none` in
+the tracking plan): the events then carry no lead_id. Given for such a type, it is carried as sent.
+
+`updates: full` makes the `updated` event carry the whole record (every mapped property, as
+`created` does, plus `changed_fields`) instead of the changed fields only (`updates: changed`, the
+default): for a report restated later (campaign spend), the latest event alone is the current value.
 """
 from __future__ import annotations
 
@@ -39,6 +51,7 @@ ENCODINGS = ("auto", "utf-8", "utf-16", "latin-1")
 COLUMN_TYPES = ("string", "integer", "number", "boolean", "timestamp", "timestamp_micros", "json", "list")
 ROLES = ("created_at", "modified_at", "merged_ids", "master_id")
 EVENT_KINDS = ("created", "updated", "stage_changed", "closed", "deleted")
+UPDATES = ("changed", "full")
 _TEMPLATE_FIELD = re.compile(r"\{([^{}]+)\}")
 
 
@@ -76,8 +89,8 @@ class SourceMapping:
     object: str
     format: str
     landing: str
-    key: str
-    lead_id: str
+    key: str  # a column, or a template of columns ("{campaign_id}:{date}")
+    lead_id: str | None  # a template of columns; None: the events carry no lead_id (identity none)
     events: Mapping[str, str]
     columns: tuple[Column, ...]
     encoding: str = "auto"
@@ -87,6 +100,7 @@ class SourceMapping:
     stage_column: str | None = None
     id_property: str | None = None  # the property that carries the record key (opportunity_id)
     external_ids: tuple[str, ...] = field(default=())  # columns copied into external_ids
+    updates: str = "changed"  # what an `updated` event carries: the changed fields, or the full record
 
     @property
     def name(self) -> str:
@@ -96,7 +110,17 @@ class SourceMapping:
         return next((c for c in self.columns if c.role == role), None)
 
     def template_columns(self) -> tuple[str, ...]:
-        return tuple(_TEMPLATE_FIELD.findall(self.lead_id))
+        """The columns of the lead_id template."""
+        return tuple(_TEMPLATE_FIELD.findall(self.lead_id or ""))
+
+    @property
+    def key_is_template(self) -> bool:
+        return bool(_TEMPLATE_FIELD.search(self.key))
+
+    @property
+    def key_columns(self) -> tuple[str, ...]:
+        """The columns the record key is made of (one, unless `key` is a template)."""
+        return tuple(dict.fromkeys(_TEMPLATE_FIELD.findall(self.key))) if self.key_is_template else (self.key,)
 
 
 def load_mappings(plan: TrackingPlan, directory: Path | None = None) -> tuple[SourceMapping, ...]:
@@ -132,11 +156,18 @@ def _load(plan: TrackingPlan, path: Path) -> SourceMapping:
     if not isinstance(doc, dict):
         raise MappingError(f"{where}: expected a mapping at the top level")
     known = {"source_system", "object", "format", "landing", "key", "lead_id", "events", "columns", "encoding",
-             "delimiter", "as_of", "closed", "stage_column", "id_property", "external_ids", "description"}
+             "delimiter", "as_of", "closed", "stage_column", "id_property", "external_ids", "description", "updates"}
     p += [f"{where}: unknown field {k!r}" for k in doc if k not in known]
-    for k in ("source_system", "object", "format", "landing", "key", "lead_id", "events", "columns"):
+    for k in ("source_system", "object", "format", "landing", "key", "events", "columns"):
         if k not in doc:
             p.append(f"{where}: {k} is required")
+    if p:
+        raise MappingError("\n".join(p))
+    for k in ("key", "lead_id"):
+        if k in doc and (not isinstance(doc[k], str) or not doc[k].strip()):
+            p.append(f"{where}: {k} must be a non-empty text (a column, or a template like \"{{column}}\")")
+    if doc.get("updates", "changed") not in UPDATES:
+        p.append(f"{where}: updates {doc['updates']!r} is not one of {', '.join(UPDATES)}")
     if p:
         raise MappingError("\n".join(p))
     if doc["format"] not in FORMATS:
@@ -179,8 +210,17 @@ def _load(plan: TrackingPlan, path: Path) -> SourceMapping:
     for kind, event_type in events.items():
         if event_type not in plan.event_types:
             p.append(f"{where}: events.{kind}: {event_type!r} is not an event type of the tracking plan")
+        elif "lead_id" not in doc and plan.event_types[event_type].identity != "none":
+            p.append(f"{where}: lead_id is required: events.{kind} ({event_type}) is about a person "
+                     f"(identity {plan.event_types[event_type].identity} in the tracking plan)")
+    key_fields = _TEMPLATE_FIELD.findall(doc["key"])
+    if key_fields and doc["format"] == "debezium":
+        p.append(f"{where}: key: a template is for exports (csv, parquet); a Debezium row has its key column")
+    if key_fields and events.get("created") == "lead_created":
+        p.append(f"{where}: key: a template is for records that are not leads (the identity graph knows a lead "
+                 "record by its one key column)")
     names = {c.name for c in columns}
-    for col in (doc["key"], *_TEMPLATE_FIELD.findall(str(doc["lead_id"])), doc.get("stage_column"),
+    for col in (*(key_fields or [doc["key"]]), *_TEMPLATE_FIELD.findall(doc.get("lead_id") or ""), doc.get("stage_column"),
                 *(doc.get("external_ids") or ()), closed.column if closed else None, closed.amount if closed else None):
         if col is not None and col not in names:
             p.append(f"{where}: column {col!r} is used but not listed under columns")
@@ -188,7 +228,8 @@ def _load(plan: TrackingPlan, path: Path) -> SourceMapping:
         raise MappingError("\n".join(p))
     return SourceMapping(
         path=path, source_system=str(doc["source_system"]), object=str(doc["object"]), format=doc["format"],
-        landing=str(doc["landing"]).strip("/"), key=str(doc["key"]), lead_id=str(doc["lead_id"]), events=events,
+        landing=str(doc["landing"]).strip("/"), key=doc["key"], lead_id=doc.get("lead_id"), events=events,
         columns=tuple(columns), encoding=doc.get("encoding", "auto"), delimiter=doc.get("delimiter", ","),
         as_of=doc.get("as_of"), closed=closed, stage_column=doc.get("stage_column"),
-        id_property=doc.get("id_property"), external_ids=tuple(doc.get("external_ids") or ()))
+        id_property=doc.get("id_property"), external_ids=tuple(doc.get("external_ids") or ()),
+        updates=doc.get("updates", "changed"))

@@ -227,7 +227,7 @@ def test_the_generators_sources_land_with_every_cdc_row_and_export_record(data_d
         shutil.copytree(tmp_path / "landing" / kind, data_dir / "landing" / kind)
     ingest(data_dir)
     manifest = json.loads((tmp_path / "truth" / "manifest.json").read_text())
-    files = {f["file"]: f for f in manifest["files"] if f["kind"].startswith(("cdc", "hubspot", "salesforce"))}
+    files = {f["file"]: f for f in manifest["files"] if f["kind"].startswith(("cdc", "hubspot", "salesforce", "campaign_spend"))}
     got = ledger(data_dir)
     assert set(got) == set(files)
     for name, f in files.items():
