@@ -32,6 +32,9 @@ the tracking plan): the events then carry no lead_id. Given for such a type, it 
 `updates: full` makes the `updated` event carry the whole record (every mapped property, as
 `created` does, plus `changed_fields`) instead of the changed fields only (`updates: changed`, the
 default): for a report restated later (campaign spend), the latest event alone is the current value.
+
+`as_of` reads when an export was taken from its file name: a date is the end of that day, a month
+(`format: '%Y-%m'`, spend-2026-03.csv) the end of that month; without it, the file's modification time.
 """
 from __future__ import annotations
 
