@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 
+import numpy as np
 import pandas as pd
 
 
@@ -13,12 +14,12 @@ def conversions_by_channel_png(summary: pd.DataFrame, models: tuple[str, ...]) -
     matplotlib.use("Agg")  # no display in runs
     import matplotlib.pyplot as plt
 
-    channels = sorted(summary["channel"].unique())
+    channels = sorted(summary["channel"].unique()) or ["(no conversions yet)"]
     cols = 4
     rows = (len(models) + cols - 1) // cols
     fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 0.32 * len(channels) * rows + 1.5 * rows),
                              sharex=True, squeeze=False)
-    top = float(summary[["conversions", "conversions_high"]].max().max() or 1.0)
+    top = float(np.nan_to_num(summary[["conversions", "conversions_high"]].max().max(), nan=0.0)) or 1.0
     for ax, model in zip(axes.flat, models):
         part = summary[summary["model"] == model].set_index("channel").reindex(channels)
         value = part["conversions"].fillna(0.0)

@@ -10,6 +10,7 @@ import pyarrow as pa
 import pytest
 
 from crm_platform.attribution import checks
+from crm_platform.attribution.charts import conversions_by_channel_png
 from crm_platform.attribution.config import MODELS, RULE_MODELS, AttributionConfig
 from crm_platform.attribution.markov import PathChain, Paths
 from crm_platform.attribution.run import (
@@ -212,3 +213,22 @@ def test_engine_transitions_of_every_order_equal_the_chain_of_the_paths(engine, 
     expected = PathChain.build(paths.paths, order).removal_effects(paths.conversions, paths.nulls)
     assert run.removal_effects == pytest.approx(expected, abs=1e-12)
     assert run.counts["markov_states"] == len(PathChain.build(paths.paths, order).states)
+
+
+def test_an_empty_log_and_conversions_without_any_touch_or_amount(engine):
+    with warehouse() as wh:
+        EventLog().write(wh)
+        run = run_attribution(wh, load_plan(), AttributionConfig.load())
+        assert run.summary.empty and run.counts["credits"] == 0
+        assert [r.passed for r in checks.evaluate(wh)] == [True]
+        assert conversions_by_channel_png(run.summary, MODELS).startswith(b"\x89PNG")
+        log = EventLog()
+        log.lead("X")
+        log.won("X", amount=None)  # a won deal without an amount: a conversion worth 0
+        log.won("Y", D - 30 * DAY, amount=250)
+        log.write(wh)
+        run = run_attribution(wh, load_plan(), AttributionConfig.load())
+        assert [r.passed for r in checks.evaluate(wh)] == [True]
+    assert set(run.summary.channel) == {"direct"}
+    assert run.summary.groupby("model").conversions.sum().tolist() == pytest.approx([2] * len(MODELS))
+    assert run.summary.groupby("model").revenue.sum().tolist() == pytest.approx([250] * len(MODELS))
