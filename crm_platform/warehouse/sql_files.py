@@ -27,11 +27,16 @@ def render(wh: Warehouse, text: str, params: Mapping[str, Any] | None = None,
            fragments: Mapping[str, str] | None = None) -> tuple[str, dict[str, Any]]:
     """The SQL for `wh` with the parameters it uses (a missing one is an error, unused ones are left out)."""
     fragments = fragments or {}
-    missing = [f for f in _FRAGMENT.findall(_TABLE.sub("", text)) if f not in fragments]
-    if missing:
-        raise ValueError(f"SQL fragment(s) not given: {', '.join(sorted(set(missing)))}")
-    sql = _TABLE.sub(lambda m: wh.table_name(m[1], m[2]), text)
-    sql = _FRAGMENT.sub(lambda m: fragments[m[1]], sql)
+    sql = text
+    for _ in range(4):  # fragments first, as they may hold fragments and tables themselves
+        wanted = _FRAGMENT.findall(sql)
+        missing = [f for f in wanted if f not in fragments]
+        if missing:
+            raise ValueError(f"SQL fragment(s) not given: {', '.join(sorted(set(missing)))}")
+        if not wanted:
+            break
+        sql = _FRAGMENT.sub(lambda m: fragments[m[1]], sql)
+    sql = _TABLE.sub(lambda m: wh.table_name(m[1], m[2]), sql)
     params = dict(params or {})
     used = set(_PARAM.findall(sql))
     absent = used - set(params)

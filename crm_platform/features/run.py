@@ -1,0 +1,231 @@
+"""Features and labels, computed in the engine: which snapshots to (re)compute, then set-based SQL.
+
+Snapshots (as_of) are each week's first day at 00:00 UTC from the first lead's creation up to the
+data watermark (the latest occurred_at in core.events, future-dated events aside), plus the
+watermark itself. A run computes only what can have changed:
+
+- every snapshot, when the feature definitions (feature_version) changed, or identity decisions
+  were made since the last run (canonical leads moved);
+- otherwise the snapshots after the earliest occurred_at among events ingested since the last run
+  (a late event changes only what comes after it), the new weeks, and the watermark.
+
+The rest of the table is carried over as it is, and the table is swapped in whole (rebuild_table),
+so a reader never sees half a run. Labels are rebuilt every run: they look ahead by design.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import pyarrow as pa
+
+from crm_platform.features import definitions as d
+from crm_platform.features.config import WEEKDAYS, FeatureConfig
+from crm_platform.identity.reference import MAIL_PROVIDERS
+from crm_platform.plan.model import TrackingPlan
+from crm_platform.warehouse import Warehouse
+from crm_platform.warehouse.sql_files import load, render
+from crm_platform.warehouse.tables import TableDef
+
+PACKAGE = "crm_platform.features"
+SCHEMA = "features"
+CLOSED_STAGES = ("customer", "disqualified")
+# Events about the lead itself: what dates a lead without a lead_created.
+NOT_LEAD_LIFE = ("lead_merged", "lead_unmerged", "model_score_computed", "consent_changed", "record_deleted")
+EVENTS = "{core.events}"
+WORK_TABLES = {"lifecycle": "{features.lifecycle}", "spine": "{features.spine}", "snapshots": "{features.snapshots}"}
+
+LIFECYCLE = TableDef(SCHEMA, "lifecycle", (("lead_id", "string"), ("created_at", "timestamp"), ("closed_at", "timestamp")),
+                     order_by=("lead_id",), description="Each canonical lead's creation and close.")
+SPINE = TableDef(SCHEMA, "spine", (("lead_id", "string"), ("as_of", "timestamp"), ("created_at", "timestamp"),
+                                   ("closed_at", "timestamp")), order_by=("lead_id", "as_of"),
+                 description="(lead, as_of) for every snapshot at which the lead was open.")
+SNAPSHOTS = pa.schema([("as_of", pa.timestamp("us")), ("current", pa.bool_())])
+RUNS = pa.schema([("computed_at", pa.timestamp("us")), ("feature_version", pa.string()),
+                  ("label_version", pa.string()), ("max_ingested_at", pa.timestamp("us")),
+                  ("identity_decisions", pa.int64()), ("watermark", pa.timestamp("us")), ("mode", pa.string()),
+                  ("snapshots_computed", pa.int64()), ("feature_rows", pa.int64()), ("label_rows", pa.int64())])
+
+
+@dataclass
+class FeatureRun:
+    feature_version: str
+    label_version: str
+    mode: str  # full | incremental
+    watermark: datetime | None
+    snapshots: list[datetime]
+    computed: list[datetime]
+    feature_rows: int
+    label_rows: int
+    lineage: list[dict]
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FeatureSet:
+    """The rendered feature SQL for one plan and configuration (and its version)."""
+    window: list[d.Feature]
+    table: TableDef
+    fragments: dict[str, str]
+    version: str
+
+    @classmethod
+    def build(cls, plan: TrackingPlan, config: FeatureConfig, extra: tuple[d.Feature, ...] = ()) -> FeatureSet:
+        window = [*d.window_features(plan, config), *extra]
+        fragments = {
+            "window_features": ",\n           ".join(f"{f.sql} AS {f.name}" for f in window),
+            "selected_window_features": ", ".join(f"w.{f.name}" for f in window),
+            "attribute_reports": d.attribute_reports_sql(),
+            "attribute_features": d.attribute_features_sql(),
+            "longest_days": str(int(config.longest_window)),
+        }
+        version = d.version(load(PACKAGE, "lead_features"), window, config)
+        columns = [("lead_id", "string"), ("as_of", "timestamp"), ("feature_version", "string"),
+                   ("days_since_created", "double")]
+        columns += [(f.name, "double" if f.name.startswith("days_since") else "bigint") for f in window]
+        columns += [("current_stage", "string"), ("days_in_stage", "double"), ("open_opportunity_amount", "double"),
+                    ("lead_source", "string"), ("estimated_value", "double"), ("employee_count", "bigint"),
+                    ("email_free_mail", "boolean")]
+        table = TableDef(SCHEMA, "lead_features", tuple(columns), order_by=("lead_id", "as_of"), partition_by="as_of",
+                         low_cardinality=("feature_version", "current_stage", "lead_source"),
+                         description="One row per canonical lead and as_of: what was knowable at as_of.")
+        return cls(window, table, fragments, version)
+
+
+LABELS = TableDef(SCHEMA, "lead_labels", (
+    ("lead_id", "string"), ("as_of", "timestamp"), ("label", "integer"), ("label_window_days", "integer"),
+    ("label_version", "string"),
+), order_by=("lead_id", "as_of"), partition_by="as_of",
+    description="Converted within the label window of lead_created, per (lead, as_of) whose window has ended.")
+
+
+def label_version(config: FeatureConfig) -> str:
+    doc = json.dumps({"sql": load(PACKAGE, "lead_labels"), "labels": config.labels.__dict__}, sort_keys=True)
+    return "l" + hashlib.sha256(doc.encode()).hexdigest()[:12]
+
+
+def build_features(wh: Warehouse, plan: TrackingPlan, config: FeatureConfig, *, full: bool = False,
+                   features: FeatureSet | None = None, events: str = EVENTS,
+                   now: datetime | None = None) -> FeatureRun:
+    """Compute what changed since the last run (or everything, `full`). `events` may name a
+    restricted view of core.events (the leakage check recomputes on events before a cutoff)."""
+    started = time.perf_counter()
+    fs = features or FeatureSet.build(plan, config)
+    lversion = label_version(config)
+    params = _parameters(plan, config, fs.version, lversion)
+    fragments = {**fs.fragments, **WORK_TABLES, "events": events}
+    watermark, max_ingested = _watermarks(wh, events)
+    decisions = _identity_decisions(wh)
+    previous = _previous_run(wh)
+    wh.rebuild_table(LIFECYCLE, [render(wh, load(PACKAGE, "lifecycle"), params, fragments)])
+    snapshots = _snapshots(wh, config, watermark)
+    mode, compute = _to_compute(wh, fs, previous, snapshots, watermark, decisions, events, full)
+    seconds = {"plan": round(time.perf_counter() - started, 3)}
+
+    wh.replace_table(SCHEMA, "snapshots", pa.table({"as_of": compute, "current": [s == watermark for s in compute]},
+                                                   schema=SNAPSHOTS))
+    wh.rebuild_table(SPINE, [render(wh, load(PACKAGE, "spine"), params, fragments)])
+    kept = [s for s in snapshots if s not in set(compute)]
+    selects = [render(wh, load(PACKAGE, "lead_features"), params, fragments)]
+    if kept and wh.table_exists(SCHEMA, "lead_features"):
+        cols = ", ".join(f'"{c}"' for c in fs.table.column_names)
+        carried = f"SELECT {cols} FROM {wh.table_name(SCHEMA, 'lead_features')} WHERE list_contains($kept, as_of)"
+        selects.insert(0, (carried, {"kept": kept}))
+    rows = wh.rebuild_table(fs.table, selects)
+    seconds["features"] = round(time.perf_counter() - started - sum(seconds.values()), 3)
+
+    # Labels over every snapshot: the spine again, whole.
+    wh.replace_table(SCHEMA, "snapshots", pa.table({"as_of": snapshots, "current": [s == watermark for s in snapshots]},
+                                                   schema=SNAPSHOTS))
+    wh.rebuild_table(SPINE, [render(wh, load(PACKAGE, "spine"), params, fragments)])
+    label_params = {**params, "watermark": watermark or datetime(1970, 1, 1)}
+    label_rows = wh.rebuild_table(LABELS, [render(wh, load(PACKAGE, "lead_labels"), label_params,
+                                                  {**fragments, "window_days": str(int(config.labels.window_days))})])
+    seconds["labels"] = round(time.perf_counter() - started - sum(seconds.values()), 3)
+    _record_run(wh, now or datetime.now(UTC).replace(tzinfo=None), fs.version, lversion, max_ingested, decisions, watermark, mode,
+                len(compute), rows, label_rows)
+    return FeatureRun(fs.version, lversion, mode, watermark, snapshots, compute, rows, label_rows,
+                      d.lineage(fs.window), seconds)
+
+
+def _parameters(plan: TrackingPlan, config: FeatureConfig, fversion: str, lversion: str) -> dict:
+    lead_types = [name for name, et in plan.event_types.items()
+                  if et.identity in ("lead", "lead_or_user") and name not in NOT_LEAD_LIFE]
+    return {"lead_event_types": lead_types, "label_event_type": config.labels.event_type,
+            "label_outcome": config.labels.outcome, "closed_stages": list(CLOSED_STAGES),
+            "free_mail_domains": list(MAIL_PROVIDERS), "feature_version": fversion, "label_version": lversion}
+
+
+def _watermarks(wh: Warehouse, events: str) -> tuple[datetime | None, datetime | None]:
+    """The data watermark (latest occurred_at, events dated more than a day after their ingestion
+    aside) and the latest ingested_at."""
+    if not wh.table_exists("core", "events"):
+        return None, None
+    sql, params = render(wh, "SELECT max(CASE WHEN date_diff('second', ingested_at, occurred_at) <= 86400 "
+                             "THEN occurred_at END), max(ingested_at) FROM {events}", {}, {"events": events})
+    return tuple(_naive(v) for v in wh.fetchall(sql, params)[0])
+
+
+def _snapshots(wh: Warehouse, config: FeatureConfig, watermark: datetime | None) -> list[datetime]:
+    first = wh.fetchall(f"SELECT min(created_at) FROM {wh.table_name(SCHEMA, 'lifecycle')}")[0][0]
+    if first is None or watermark is None:
+        return []
+    first = _naive(first)
+    weekday = WEEKDAYS.index(config.weekday)
+    day = datetime(first.year, first.month, first.day) + timedelta(days=1)
+    day += timedelta(days=(weekday - day.weekday()) % 7)
+    out = []
+    while day <= watermark:
+        out.append(day)
+        day += timedelta(days=7)
+    if config.current and (not out or out[-1] != watermark):
+        out.append(watermark)
+    return out
+
+
+def _to_compute(wh, fs, previous, snapshots, watermark, decisions, events, full) -> tuple[str, list[datetime]]:
+    if full or previous is None or previous["feature_version"] != fs.version \
+            or previous["identity_decisions"] != decisions or not wh.table_exists(SCHEMA, "lead_features"):
+        return "full", list(snapshots)
+    done = {_naive(r[0]) for r in wh.fetchall(f"SELECT DISTINCT as_of FROM {wh.table_name(SCHEMA, 'lead_features')}")}
+    sql, params = render(wh, "SELECT min(occurred_at) FROM {events} WHERE ingested_at > $since",
+                         {"since": previous["max_ingested_at"] or datetime(1970, 1, 1)}, {"events": events})
+    late = _naive(wh.fetchall(sql, params)[0][0])
+    return "incremental", [s for s in snapshots
+                           if s not in done or s == watermark or (late is not None and s > late)]
+
+
+def _identity_decisions(wh: Warehouse) -> int:
+    if not wh.table_exists("identity", "runs"):
+        return 0
+    return int(wh.fetchall(f"SELECT coalesce(sum(decisions), 0) FROM {wh.table_name('identity', 'runs')}")[0][0])
+
+
+def _previous_run(wh: Warehouse) -> dict | None:
+    if not wh.table_exists(SCHEMA, "runs"):
+        return None
+    rows = wh.fetch_arrow(f"SELECT * FROM {wh.table_name(SCHEMA, 'runs')} ORDER BY computed_at DESC LIMIT 1").to_pylist()
+    return rows[0] if rows else None
+
+
+def _record_run(wh, computed_at, fversion, lversion, max_ingested, decisions, watermark, mode, computed, rows,
+                label_rows) -> None:
+    row = pa.Table.from_pylist([{"computed_at": computed_at, "feature_version": fversion, "label_version": lversion,
+                                 "max_ingested_at": max_ingested, "identity_decisions": decisions,
+                                 "watermark": watermark, "mode": mode, "snapshots_computed": computed,
+                                 "feature_rows": rows, "label_rows": label_rows}], schema=RUNS)
+    if wh.table_exists(SCHEMA, "runs"):
+        wh.insert_arrow(SCHEMA, "runs", row)
+    else:
+        wh.replace_table(SCHEMA, "runs", row)
+
+
+def _naive(value):
+    if value is None:
+        return None
+    if getattr(value, "tzinfo", None) is not None:
+        return value.astimezone(UTC).replace(tzinfo=None)
+    return value
