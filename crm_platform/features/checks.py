@@ -36,7 +36,7 @@ def leaked_rows(wh: Warehouse, plan: TrackingPlan, config: FeatureConfig, as_of:
                 features: run.FeatureSet | None = None) -> int:
     """Rows of `as_of` that differ from a recomputation on events before as_of (either side)."""
     fs = features or run.FeatureSet.build(plan, config)
-    params = {**run._parameters(plan, config, fs.version, ""), "leak_cutoff": as_of}
+    params = {**run._parameters(plan, config, fs.version, ""), "leak_cutoff": as_of, "batch": [as_of]}
     fragments = {**fs.fragments, **CHECK_TABLES, "events": CUT_EVENTS}
     wh.rebuild_table(replace(run.LIFECYCLE, name="check_lifecycle"), [render(wh, load(run.PACKAGE, "lifecycle"), params, fragments)])
     wh.replace_table("features", "check_snapshots", pa.table({"as_of": [as_of], "current": [False]}, schema=run.SNAPSHOTS))

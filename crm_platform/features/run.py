@@ -33,6 +33,9 @@ from crm_platform.warehouse.tables import TableDef
 PACKAGE = "crm_platform.features"
 SCHEMA = "features"
 CLOSED_STAGES = ("customer", "disqualified")
+# Spine rows per feature batch: what bounds the engine's memory (measured: 1 GiB holds ~300k rows'
+# windowed aggregates on DuckDB, distinct campaign counts included).
+BATCH_ROWS = 200_000
 # Events about the lead itself: what dates a lead without a lead_created.
 NOT_LEAD_LIFE = ("lead_merged", "lead_unmerged", "model_score_computed", "consent_changed", "record_deleted")
 EVENTS = "{core.events}"
@@ -129,7 +132,8 @@ def build_features(wh: Warehouse, plan: TrackingPlan, config: FeatureConfig, *, 
                                                    schema=SNAPSHOTS))
     wh.rebuild_table(SPINE, [render(wh, load(PACKAGE, "spine"), params, fragments)])
     kept = [s for s in snapshots if s not in set(compute)]
-    selects = [render(wh, load(PACKAGE, "lead_features"), params, fragments)]
+    text = load(PACKAGE, "lead_features")
+    selects = [render(wh, text, {**params, "batch": batch}, fragments) for batch in _batches(wh, compute)]
     if kept and wh.table_exists(SCHEMA, "lead_features"):
         cols = ", ".join(f'"{c}"' for c in fs.table.column_names)
         carried = f"SELECT {cols} FROM {wh.table_name(SCHEMA, 'lead_features')} WHERE list_contains($kept, as_of)"
@@ -149,6 +153,21 @@ def build_features(wh: Warehouse, plan: TrackingPlan, config: FeatureConfig, *, 
                 len(compute), rows, label_rows)
     return FeatureRun(fs.version, lversion, mode, watermark, snapshots, compute, rows, label_rows,
                       d.lineage(fs.window), seconds)
+
+
+def _batches(wh: Warehouse, compute: list[datetime]) -> list[list[datetime]]:
+    """The snapshots to compute in groups of about BATCH_ROWS spine rows (one snapshot at least)."""
+    counts = dict((_naive(a), n) for a, n in wh.fetchall(
+        f"SELECT as_of, count(*) FROM {wh.table_name(SCHEMA, 'spine')} GROUP BY as_of"))
+    batches, current, rows = [], [], 0
+    for as_of in compute:
+        n = counts.get(as_of, 0)
+        if current and rows + n > BATCH_ROWS:
+            batches.append(current)
+            current, rows = [], 0
+        current.append(as_of)
+        rows += n
+    return [*batches, current] if current else batches or [[]]
 
 
 def _parameters(plan: TrackingPlan, config: FeatureConfig, fversion: str, lversion: str) -> dict:

@@ -1,9 +1,10 @@
--- The features of each (lead, as_of) of the spine, from events that occurred strictly before as_of
--- only. Windows are [as_of - N days, as_of). A touch without a lead id counts for the lead its
+-- The features of each (lead, as_of) of the spine whose as_of is in $batch (a run computes its
+-- snapshots a batch at a time, to bound the engine's memory), from events that occurred strictly
+-- before as_of only. Windows are [as_of - N days, as_of). A touch without a lead id counts for the lead its
 -- browser's user_id names, from the first event linking the two and while no other lead has been
 -- linked to that user (both as known at as_of).
 WITH spine AS (
-    SELECT * FROM {spine}
+    SELECT * FROM {spine} WHERE list_contains($batch, as_of)
 ), user_leads AS (
     SELECT user_id, canonical_lead_id AS lead_id, min(occurred_at) AS linked_at
     FROM {events}
