@@ -157,8 +157,8 @@ def build_features(wh: Warehouse, plan: TrackingPlan, config: FeatureConfig, *, 
 
 def _batches(wh: Warehouse, compute: list[datetime]) -> list[list[datetime]]:
     """The snapshots to compute in groups of about BATCH_ROWS spine rows (one snapshot at least)."""
-    counts = dict((_naive(a), n) for a, n in wh.fetchall(
-        f"SELECT as_of, count(*) FROM {wh.table_name(SCHEMA, 'spine')} GROUP BY as_of"))
+    counts = {_naive(a): n for a, n in wh.fetchall(
+        f"SELECT as_of, count(*) FROM {wh.table_name(SCHEMA, 'spine')} GROUP BY as_of")}
     batches, current, rows = [], [], 0
     for as_of in compute:
         n = counts.get(as_of, 0)
