@@ -20,8 +20,6 @@ from crm_platform.warehouse.sql_files import load, render
 
 FEATURES = ("features", "lead_features")
 CUT_EVENTS = "(SELECT * FROM {core.events} WHERE occurred_at < $leak_cutoff)"
-CHECK_TABLES = {"lifecycle": "{features.check_lifecycle}", "spine": "{features.check_spine}",
-                "snapshots": "{features.check_snapshots}"}
 
 
 def sample_snapshots(wh: Warehouse) -> list[datetime]:
@@ -37,8 +35,8 @@ def leaked_rows(wh: Warehouse, plan: TrackingPlan, config: FeatureConfig, as_of:
     """Rows of `as_of` that differ from a recomputation on events before as_of (either side)."""
     fs = features or run.FeatureSet.build(plan, config)
     params = {**run._parameters(plan, config, fs.version, ""), "leak_cutoff": as_of, "batch": [as_of]}
-    fragments = {**fs.fragments, **CHECK_TABLES, "events": CUT_EVENTS}
-    wh.rebuild_table(replace(run.LIFECYCLE, name="check_lifecycle"), [render(wh, load(run.PACKAGE, "lifecycle"), params, fragments)])
+    fragments = {**fs.fragments, **run.work_tables("check_"), "events": CUT_EVENTS}
+    run.build_inputs(wh, params, fragments, prefix="check_")
     wh.replace_table("features", "check_snapshots", pa.table({"as_of": [as_of], "current": [False]}, schema=run.SNAPSHOTS))
     wh.rebuild_table(replace(run.SPINE, name="check_spine"), [render(wh, load(run.PACKAGE, "spine"), params, fragments)])
     wh.rebuild_table(replace(fs.table, name="check_features"), [render(wh, load(run.PACKAGE, "lead_features"), params, fragments)])

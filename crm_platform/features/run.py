@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
@@ -39,10 +39,37 @@ BATCH_ROWS = 200_000
 # Events about the lead itself: what dates a lead without a lead_created.
 NOT_LEAD_LIFE = ("lead_merged", "lead_unmerged", "model_score_computed", "consent_changed", "record_deleted")
 EVENTS = "{core.events}"
-WORK_TABLES = {"lifecycle": "{features.lifecycle}", "spine": "{features.spine}", "snapshots": "{features.snapshots}"}
+S_, T_ = "string", "timestamp"
+# Built once per run from the events (`{events}`), then read by every batch of snapshots.
+INPUTS = (
+    TableDef(SCHEMA, "lifecycle", (("lead_id", S_), ("created_at", T_), ("closed_at", T_)), order_by=("lead_id",),
+             description="Each canonical lead's creation and close."),
+    TableDef(SCHEMA, "event_stream", (("lead_id", S_), ("occurred_at", T_), ("kind", S_), ("activity_type", S_),
+                                      ("direction", S_), ("channel", S_), ("campaign_id", S_), ("linked_at", T_),
+                                      ("shared_at", T_)), order_by=("lead_id", "occurred_at"),
+             description="Activities, stage changes and touches by canonical lead, anonymous touches linked."),
+    TableDef(SCHEMA, "stage_reports", (("lead_id", S_), ("stage", S_), ("entered_at", T_), ("left_at", T_)),
+             order_by=("lead_id", "entered_at"), description="Each stage a lead entered, and until when."),
+    TableDef(SCHEMA, "attribute_reports", (("lead_id", S_), ("name", S_), ("value", S_), ("reported_at", T_),
+                                           ("replaced_at", T_)), order_by=("lead_id", "name", "reported_at"),
+             description="Each reported value of the latest-value attributes, and until when."),
+    TableDef(SCHEMA, "opportunity_reports", (("lead_id", S_), ("source", S_), ("opportunity_id", S_),
+                                             ("reported_at", T_), ("replaced_at", T_), ("opportunity_amount", "double"),
+                                             ("closed_at", T_)), order_by=("lead_id", "reported_at"),
+             description="Each report of an opportunity per source system, until the next, with its close."),
+)
 
-LIFECYCLE = TableDef(SCHEMA, "lifecycle", (("lead_id", "string"), ("created_at", "timestamp"), ("closed_at", "timestamp")),
-                     order_by=("lead_id",), description="Each canonical lead's creation and close.")
+
+def work_tables(prefix: str = "") -> dict[str, str]:
+    """The fragments naming the run's work tables (the leakage check builds its own, `check_`)."""
+    names = [t.name for t in INPUTS] + ["spine", "snapshots"]
+    return {n: "{features." + prefix + n + "}" for n in names}
+
+
+def build_inputs(wh: Warehouse, params: dict, fragments: dict, prefix: str = "") -> None:
+    for table in INPUTS:
+        wh.rebuild_table(replace(table, name=prefix + table.name), [render(wh, load(PACKAGE, table.name), params, fragments)])
+
 SPINE = TableDef(SCHEMA, "spine", (("lead_id", "string"), ("as_of", "timestamp"), ("created_at", "timestamp"),
                                    ("closed_at", "timestamp")), order_by=("lead_id", "as_of"),
                  description="(lead, as_of) for every snapshot at which the lead was open.")
@@ -81,7 +108,7 @@ class FeatureSet:
         fragments = {
             "window_features": ",\n           ".join(f"{f.sql} AS {f.name}" for f in window),
             "selected_window_features": ", ".join(f"w.{f.name}" for f in window),
-            "attribute_reports": d.attribute_reports_sql(),
+            "attribute_values": d.attribute_reports_sql(),
             "attribute_features": d.attribute_features_sql(),
             "longest_days": str(int(config.longest_window)),
         }
@@ -119,11 +146,11 @@ def build_features(wh: Warehouse, plan: TrackingPlan, config: FeatureConfig, *, 
     fs = features or FeatureSet.build(plan, config)
     lversion = label_version(config)
     params = _parameters(plan, config, fs.version, lversion)
-    fragments = {**fs.fragments, **WORK_TABLES, "events": events}
+    fragments = {**fs.fragments, **work_tables(), "events": events}
     watermark, max_ingested = _watermarks(wh, events)
     decisions = _identity_decisions(wh)
     previous = _previous_run(wh)
-    wh.rebuild_table(LIFECYCLE, [render(wh, load(PACKAGE, "lifecycle"), params, fragments)])
+    build_inputs(wh, params, fragments)
     snapshots = _snapshots(wh, config, watermark)
     mode, compute = _to_compute(wh, fs, previous, snapshots, watermark, decisions, events, full)
     seconds = {"plan": round(time.perf_counter() - started, 3)}
