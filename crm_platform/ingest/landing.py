@@ -13,7 +13,7 @@ from pathlib import Path
 EVENT_PATTERNS = ("*.jsonl", "*.jsonl.gz")
 # Event files the platform lands and ingests itself, in the same run (identity decisions): a file
 # sensor has nothing to start for them.
-PLATFORM_WRITTEN = ("events/identity/",)
+PLATFORM_WRITTEN = ("events/identity/", "events/ml/")
 _HASH_BLOCK = 1 << 22
 
 
