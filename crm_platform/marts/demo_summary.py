@@ -37,8 +37,8 @@ def demo_summary(wh: Warehouse) -> str:
     out += _section(wh, "identity", [("identity", "lead_identity_map")], lambda: [
         "{:,} source records resolve to {:,} canonical leads".format(*wh.fetchall(
             f"select count(*), count(distinct lead_id) from {t('identity', 'lead_identity_map')}")[0])]
-        + ([f"{_scalar(wh, f'''select count(*) from {t('core', 'events')} where event_type = 'lead_merged' '''):,}"
-            " lead_merged events"] if wh.table_exists("core", "events") else []))
+        + ([(f"{_scalar(wh, f'''select count(*) from {t('core', 'events')} where event_type = 'lead_merged' '''):,}"
+             " lead_merged events")] if wh.table_exists("core", "events") else []))
 
     def attribution() -> list[str]:
         rows = wh.fetchall(f"select model, channel, conversions, revenue from {t('attribution', 'summary')} "
@@ -62,4 +62,16 @@ def demo_summary(wh: Warehouse) -> str:
         return [f"model {row[0][0]}: test ROC AUC {auc}"]
 
     out += _section(wh, "lead scoring", [("ml", "model_registry")], scoring)
+
+    def marts() -> list[str]:
+        leads, open_leads, won = wh.fetchall(
+            f"select count(*), count(*) filter (where open_opportunities > 0), coalesce(sum(won_revenue), 0) "
+            f"from {t('marts', 'lead_latest_state')}")[0]
+        visits, cohorts = (_scalar(wh, f"select count(*) from {t('marts', 'stage_durations')}"),
+                           _scalar(wh, f"select count(distinct cohort_month) from {t('marts', 'cohort_conversion')}"))
+        return [(f"{leads:,} leads in lead_latest_state ({open_leads:,} with an open opportunity, "
+                 f"{won:,.0f} won revenue), {visits:,} stage visits, {cohorts:,} monthly cohorts")]
+
+    out += _section(wh, "marts", [("marts", "lead_latest_state"), ("marts", "stage_durations"),
+                                  ("marts", "cohort_conversion")], marts)
     return "\n".join(out)
