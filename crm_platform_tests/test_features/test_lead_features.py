@@ -44,6 +44,8 @@ def build() -> Timeline:
     t.activity("Q", M3 - 7 * DAY)  # the lower edge of M3's 7-day window: in
     t.activity("Q", M3)  # M3 itself: out
     t.created("Z", END)
+    # The identity graph's decisions carry the time of its run: they do not move the watermark.
+    t._add("lead_merged", datetime(2026, 12, 2, 2, 0), "Z", {"merged_lead_id": "Z2"}, "identity")
     return t
 
 
