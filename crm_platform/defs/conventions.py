@@ -28,6 +28,13 @@ def warehouse_asset(schema: str, table: str, *, group: str, description: str,
                     kinds={ENGINE}, pool=WAREHOUSE_POOL, **kwargs)
 
 
+def check_result(result) -> dg.AssetCheckResult:
+    """A domain layer's CheckResult (crm_platform.ingest.checks) as Dagster's asset check result."""
+    return dg.AssetCheckResult(asset_key=dg.AssetKey(list(result.asset)), check_name=result.name, passed=result.passed,
+                               severity=dg.AssetCheckSeverity(result.severity), description=result.description,
+                               metadata=result.metadata)
+
+
 def team(owner: str) -> str:
     """A tracking-plan owner (`revenue-analytics`) as a Dagster owner (`team:revenue_analytics`)."""
     return "team:" + owner.replace("-", "_")

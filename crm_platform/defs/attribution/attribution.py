@@ -14,6 +14,7 @@ from crm_platform.attribution.run import run_attribution
 from crm_platform.defs.conventions import (
     ENGINE,
     WAREHOUSE_POOL,
+    check_result,
     markdown_table,
     table_metadata,
 )
@@ -82,6 +83,4 @@ def attribution_models(context: dg.AssetExecutionContext, config: AttributionRun
         yield dg.MaterializeResult(asset_key=CAMPAIGN_SUMMARY, metadata=table_metadata(
             wh, "attribution", "campaign_summary", order_by="model, conversions desc"))
         for result in checks.evaluate(wh):
-            yield dg.AssetCheckResult(asset_key=dg.AssetKey(list(result.asset)), check_name=result.name,
-                                      passed=result.passed, severity=dg.AssetCheckSeverity(result.severity),
-                                      description=result.description, metadata=result.metadata)
+            yield check_result(result)

@@ -6,6 +6,7 @@ import pyarrow as pa
 from crm_platform.defs.conventions import (
     ENGINE,
     WAREHOUSE_POOL,
+    check_result,
     markdown_table,
     table_metadata,
 )
@@ -69,6 +70,4 @@ def lead_features(context: dg.AssetExecutionContext, config: FeatureRunConfig, w
             "labels": dg.MetadataValue.md(markdown_table(balance)),
         })
         for result in checks.evaluate(wh, plan, settings):
-            yield dg.AssetCheckResult(asset_key=dg.AssetKey(list(result.asset)), check_name=result.name,
-                                      passed=result.passed, severity=dg.AssetCheckSeverity(result.severity),
-                                      description=result.description, metadata=result.metadata)
+            yield check_result(result)

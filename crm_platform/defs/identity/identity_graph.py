@@ -6,6 +6,7 @@ import pandas as pd
 from crm_platform.defs.conventions import (
     ENGINE,
     WAREHOUSE_POOL,
+    check_result,
     markdown_table,
     table_metadata,
 )
@@ -91,6 +92,4 @@ def identity_graph(context: dg.AssetExecutionContext, config: IdentityRunConfig,
             "edges_refused": dg.MetadataValue.json(summary["edges_refused"]),
         })
         for result in checks.evaluate(wh, summary):
-            yield dg.AssetCheckResult(asset_key=dg.AssetKey(list(result.asset)), check_name=result.name,
-                                      passed=result.passed, severity=dg.AssetCheckSeverity(result.severity),
-                                      description=result.description, metadata=result.metadata)
+            yield check_result(result)

@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from crm_platform.defs.conventions import ENGINE, WAREHOUSE_POOL, markdown_table, table_metadata
+from crm_platform.defs.conventions import ENGINE, WAREHOUSE_POOL, check_result, markdown_table, table_metadata
 from crm_platform.defs.resources import WarehouseResource
 from crm_platform.ingest import checks
 from crm_platform.ingest.run import ingest_landing
@@ -122,11 +122,4 @@ def event_log(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
             },
         )
         for result in checks.evaluate(wh):
-            yield dg.AssetCheckResult(
-                asset_key=dg.AssetKey(result.asset),
-                check_name=result.name,
-                passed=result.passed,
-                severity=dg.AssetCheckSeverity(result.severity),
-                description=result.description,
-                metadata=result.metadata,
-            )
+            yield check_result(result)
