@@ -175,6 +175,8 @@ def _evaluate(wh: Warehouse, data_dir: Path, model: ScoringModel, frame: pd.Data
                                                                   if promotion["promote"] else
                                                                   f"worse by {worse_by:.4f} > {margin}, refused"))
     out["promotion"] = promotion
+    # The headline figures at the top level too (what a summary reads): the test slice's values.
+    out.update({name: m["value"] for name, m in out["test"]["metrics"].items()})
     return out
 
 

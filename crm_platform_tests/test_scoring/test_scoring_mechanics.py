@@ -32,6 +32,7 @@ def test_rerun_reuses_the_registered_model_and_rescoring_changes_nothing(engine,
         first = train_model(wh, data_dir, CONFIG)
         assert first.status == "trained" and first.promoted, first.reason
         assert first.entry.metrics["test"]["metrics"]["roc_auc"]["value"] > 0.7
+        assert first.entry.metrics["roc_auc"] == first.entry.metrics["test"]["metrics"]["roc_auc"]["value"]
         again = train_model(wh, data_dir, CONFIG)
         assert again.status == "reused" and again.entry.model_version == first.entry.model_version
         assert wh.row_count("ml", "model_registry") == 1
