@@ -50,7 +50,9 @@ class DuckDBWarehouse(Warehouse):
         pause = 0.05
         while True:
             try:
-                return duckdb.connect(str(self.path), read_only=self.read_only, config=self._config())
+                con = duckdb.connect(str(self.path), read_only=self.read_only, config=self._config())
+                con.execute("set enable_progress_bar = false")  # runs log; a bar on stdout is noise
+                return con
             except duckdb.IOException as e:
                 if "lock" not in str(e).lower() or time.monotonic() >= deadline:
                     raise RuntimeError(
@@ -110,17 +112,25 @@ class DuckDBWarehouse(Warehouse):
         return data.num_rows
 
     def rebuild_table(self, table: TableDef, selects: Sequence[tuple[str, Mapping[str, Any]]]) -> int:
+        # Each query fills the build table in a transaction of its own (one transaction for them all
+        # held a 17M-row build in memory and ran out of it); readers see the old table until the swap,
+        # which is one transaction. A build left by a crash is dropped by the next rebuild.
         build = replace(table, name=table.name + "__build")
-        target, cols = self.table_name(table.schema, table.name), ", ".join(f'"{c}"' for c in table.column_names)
-        with self.transaction():
-            self.con.execute(f'create schema if not exists "{table.schema}"')
-            self.con.execute(f"drop table if exists {self.table_name(build.schema, build.name)}")
-            self.con.execute(build.duckdb_ddl())
+        target, built = self.table_name(table.schema, table.name), self.table_name(build.schema, build.name)
+        cols = ", ".join(f'"{c}"' for c in table.column_names)
+        self.con.execute(f'create schema if not exists "{table.schema}"')
+        self.con.execute(f"drop table if exists {built}")
+        self.con.execute(build.duckdb_ddl())
+        try:
             for sql, params in selects:
-                self.con.execute(f"insert into {self.table_name(build.schema, build.name)} ({cols}) {sql}",
-                                 dict(params) or None)
+                with self.transaction():
+                    self.con.execute(f"insert into {built} ({cols}) {sql}", dict(params) or None)
+        except BaseException:
+            self.con.execute(f"drop table if exists {built}")
+            raise
+        with self.transaction():
             self.con.execute(f"drop table if exists {target}")
-            self.con.execute(f'alter table {self.table_name(build.schema, build.name)} rename to "{table.name}"')
+            self.con.execute(f'alter table {built} rename to "{table.name}"')
         return self.row_count(table.schema, table.name)
 
     def release_memory(self) -> None:
