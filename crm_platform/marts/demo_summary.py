@@ -54,7 +54,8 @@ def demo_summary(wh: Warehouse) -> str:
     out += _section(wh, "attribution by channel", [("attribution", "summary")], attribution)
 
     def scoring() -> list[str]:
-        row = wh.fetchall(f"select model_version, metrics from {t('ml', 'model_registry')} order by trained_at desc limit 1")
+        row = wh.fetchall(f"select model_version, metrics from {t('ml', 'model_registry')} "
+                        "where status = 'promoted' order by trained_at desc limit 1")
         if not row:
             return ["no model registered"]
         metrics = json.loads(row[0][1]) if isinstance(row[0][1], str) else row[0][1]
