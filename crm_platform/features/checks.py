@@ -1,8 +1,9 @@
 """What the feature layer checks about itself (defs/ wires them).
 
-Leakage: for sampled snapshots, every feature is recomputed from the events that occurred strictly
-before that as_of alone (core.events cut at as_of) and compared with the stored rows. A feature
-that reads anything at or after as_of, however it does it, gives a difference.
+Leakage: for sampled snapshots (and at most SAMPLE_LEADS leads of each), every feature is
+recomputed from the events that occurred strictly before that as_of alone (core.events cut at
+as_of) and compared with the stored rows. A feature that reads anything at or after as_of, however
+it does it, gives a difference.
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from crm_platform.warehouse.sql_files import load, render
 
 FEATURES = ("features", "lead_features")
 CUT_EVENTS = "(SELECT * FROM {core.events} WHERE occurred_at < $leak_cutoff)"
+SAMPLE_LEADS = 20_000
 
 
 def sample_snapshots(wh: Warehouse) -> list[datetime]:
@@ -38,10 +40,16 @@ def leaked_rows(wh: Warehouse, plan: TrackingPlan, config: FeatureConfig, as_of:
     fragments = {**fs.fragments, **run.work_tables("check_"), "events": CUT_EVENTS}
     run.build_inputs(wh, params, fragments, prefix="check_")
     wh.replace_table("features", "check_snapshots", pa.table({"as_of": [as_of], "current": [False]}, schema=run.SNAPSHOTS))
-    wh.rebuild_table(replace(run.SPINE, name="check_spine"), [render(wh, load(run.PACKAGE, "spine"), params, fragments)])
+    # At most SAMPLE_LEADS leads of the snapshot, every k-th in lead order, so that one batch holds them.
+    spine_sql, spine_params = render(wh, load(run.PACKAGE, "spine"), params, fragments)
+    sampled = (f"SELECT lead_id, as_of, created_at, closed_at FROM (SELECT *, row_number() OVER (ORDER BY lead_id) AS nth, "
+               f"count(*) OVER () AS total FROM ({spine_sql}) AS spine) AS numbered "
+               f"WHERE nth % greatest(1, CAST(ceil(total / {SAMPLE_LEADS}.0) AS BIGINT)) = 0")
+    wh.rebuild_table(replace(run.SPINE, name="check_spine"), [(sampled, spine_params)])
     wh.rebuild_table(replace(fs.table, name="check_features"), [render(wh, load(run.PACKAGE, "lead_features"), params, fragments)])
     cols = ", ".join(f'"{c}"' for c in fs.table.column_names if c != "feature_version")
-    stored = f"SELECT {cols} FROM {wh.table_name(*FEATURES)} WHERE as_of = $as_of"
+    sample = f"SELECT lead_id FROM {wh.table_name('features', 'check_spine')}"
+    stored = f"SELECT {cols} FROM {wh.table_name(*FEATURES)} WHERE as_of = $as_of AND lead_id IN ({sample})"
     again = f"SELECT {cols} FROM {wh.table_name('features', 'check_features')}"
     n = 0
     for a, b in ((stored, again), (again, stored)):
