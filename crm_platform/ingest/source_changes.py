@@ -19,7 +19,10 @@ position order:
 The key is the key column's text, or the mapping's key template filled with the row's cells (an
 export without a single key column: `{campaign_id}:{date}`); a row with an empty key cell has no key
 (`missing_key`, naming the empty columns). Events of a mapping without `lead_id` (types about no
-person) carry no lead_id.
+person) carry no lead_id. A record's events carry the lead_id of its newest change that has one (a
+known record keeps its lead when the cells are emptied); a new record whose lead_id template has an
+empty cell has none, and its row is quarantined (`missing_lead_id`, `cdc_missing_lead_id`, naming the
+empty columns) before it makes any state, so a later row with the cells filled creates it.
 
 Event ids are `<system>:<object>:<key>:<position>:<kind>`: the same change, delivered or landed
 again, always has the same id, and the ingest's duplicate check drops it. The event lines then take
@@ -195,24 +198,71 @@ FROM {file_sql}"""
                             for i, c in enumerate(self.cols))
         return f"'{{' || concat_ws(',', {members}) || '}}'"
 
+    @property
+    def export(self) -> bool:
+        return self.m.format != "debezium"
+
+    @property
+    def needs_lead(self) -> bool:
+        """Whether the mapping's events are about a person (their lead_id is required)."""
+        return self.m.lead_id is not None and any(
+            self.plan.event_types[t].identity != "none" for t in self.m.events.values())
+
+    def _fresh(self, changes: str, state: str, only_without_lead: bool = False) -> str:
+        """The CTE `fresh`: the readable changes of `changes` that are new to the record's stored
+        state, one per position, with `v_lead` (the lead_id of the change's own cells).
+        `only_without_lead` (for `leadless`): just the records with a change whose lead_id cells are
+        empty, and every row of a position, not only the first of a key, so that a second row of a
+        new record, no lead either, is caught as well."""
+        m = self.m
+        v_lead = self._lead_id("c") if m.lead_id is not None else "CAST(NULL AS VARCHAR)"
+        return f"""
+j AS (
+  SELECT c.rec, c.key, c.pos_a, c.pos_b, c.op, s.state AS s_state, s.position_a AS s_pos, s.lead_id AS s_lead,
+         s.deleted AS s_deleted, {v_lead} AS v_lead
+  FROM {changes} c LEFT JOIN {state} s
+    ON s.source_system = {_lit(m.source_system)} AND s.source_object = {_lit(m.object)} AND s.source_id = c.key
+  WHERE c.bad IS NULL{f" AND c.key IN (SELECT c.key FROM {changes} c WHERE c.bad IS NULL AND {v_lead} IS NULL)"
+                       if only_without_lead else ""}),
+fresh AS (
+  SELECT * FROM j WHERE s_pos IS NULL OR pos_a > s_pos
+  {"" if only_without_lead else "QUALIFY row_number() OVER (PARTITION BY key, pos_a ORDER BY pos_b) = 1"})"""
+
+    # The record's lead (over window w, the record's fresh changes in order): the lead_id of the
+    # newest of its changes so far that has one, else the stored one. (pos_a, pos_b) is unique, so
+    # the default frame ends at the current row.
+    _RECORD_LEAD = "coalesce(last_value(v_lead IGNORE NULLS) OVER w, s_lead)"
+    _W = "WINDOW w AS (PARTITION BY key ORDER BY pos_a, pos_b)"
+
+    def leadless(self, changes: str, state: str) -> str | None:
+        """(rec, bad) of the fresh changes whose events would have no lead_id although they are about
+        a person: a record not known before whose lead_id template has an empty cell (none of its
+        earlier changes had it either). The reason names the empty cells. None when the mapping's
+        events need no lead."""
+        if not self.needs_lead:
+            return None
+        columns = list(dict.fromkeys(self.m.template_columns()))
+        empty = "concat_ws(', ', " + ", ".join(f"CASE WHEN c.{self.c(col)} IS NULL THEN {_lit(col)} END"
+                                               for col in columns) + ")"
+        code = "missing_lead_id" if self.export else "cdc_missing_lead_id"
+        return f"""
+WITH {self._fresh(changes, state, only_without_lead=True)},
+led AS (SELECT rec, {self._RECORD_LEAD} AS record_lead FROM fresh {self._W})
+SELECT l.rec, {_lit(code + ': the row has no ')} || {empty} || {_lit(' (lead_id ' + json.dumps(self.m.lead_id) + ')')} AS bad
+FROM led l JOIN {changes} c ON c.rec = l.rec
+WHERE l.record_lead IS NULL"""
+
     def change_order(self, changes: str, state: str) -> str:
         """The fresh changes of `changes` (replays dropped) in position order, on the narrow
         columns: each one's previous change in the group (`prev_rec`), or the stored state `st` for
-        the first of a record already known; `last` marks the record's newest change."""
-        m = self.m
+        the first of a record already known; `last` marks the record's newest change; `record_lead`
+        the lead its events carry."""
         return f"""
-WITH j AS (
-  SELECT c.rec, c.key, c.pos_a, c.pos_b, c.op, s.state AS s_state, s.position_a AS s_pos, s.lead_id AS s_lead,
-         s.deleted AS s_deleted
-  FROM {changes} c LEFT JOIN {state} s
-    ON s.source_system = {_lit(m.source_system)} AND s.source_object = {_lit(m.object)} AND s.source_id = c.key
-  WHERE c.bad IS NULL),
-fresh AS (
-  SELECT * FROM j WHERE s_pos IS NULL OR pos_a > s_pos
-  QUALIFY row_number() OVER (PARTITION BY key, pos_a ORDER BY pos_b) = 1)
-SELECT * EXCLUDE (s_state), lag(rec) OVER w AS prev_rec, lag(op) OVER w AS prev_op, lead(rec) OVER w IS NULL AS last,
+WITH {self._fresh(changes, state)}
+SELECT * EXCLUDE (s_state, v_lead), {self._RECORD_LEAD} AS record_lead,
+       lag(rec) OVER w AS prev_rec, lag(op) OVER w AS prev_op, lead(rec) OVER w IS NULL AS last,
        CASE WHEN s_state IS NOT NULL AND lag(rec) OVER w IS NULL THEN from_json(s_state, {self.state_spec()}) END AS st
-FROM fresh WINDOW w AS (PARTITION BY key ORDER BY pos_a, pos_b)"""
+FROM fresh {self._W}"""
 
     def change_rows(self, order: str, changes: str) -> str:
         """The rows events are made of: `order`'s changes with their values `v` and the previous
@@ -246,7 +296,6 @@ FROM {order} o JOIN {changes} c ON c.rec = o.rec LEFT JOIN {changes} p ON p.rec 
     def events(self, rows: str) -> str:
         """(line_no, raw) canonical event lines of the change rows `rows` (see `changes`)."""
         m, plan = self.m, self.plan
-        lead = f"coalesce({self._lead_id('v')}, {self._lead_id('pv')}, s_lead)"
         pos_text = "CAST(pos_a AS VARCHAR)" if m.format == "debezium" else "strftime(commit_ts, '%Y-%m-%d')"
         commit = "'\"' || strftime(commit_ts, '%Y-%m-%dT%H:%M:%S.%fZ') || '\"'"
         created_at = self._role("created_at", "v") or commit
@@ -260,10 +309,12 @@ FROM {order} o JOIN {changes} c ON c.rec = o.rec LEFT JOIN {changes} p ON p.rec 
                         + ',"event_id":')
             event_id = "to_json(" + _lit(f"{m.source_system}:{m.object}:") + " || key || ':' || " + pos_text + " || " \
                 + _lit(":" + kind) + ")"
-            source = _lit(',"source":' + json.dumps(m.source_system) + (',"lead_id":' if m.lead_id is not None else ""))
-            lead_id = f"to_json({lead}) || " if m.lead_id is not None else ""  # no lead_id: a type about no person
+            source = _lit(',"source":' + json.dumps(m.source_system))
+            # No lead_id: a type about no person (for one about a person `leadless` has quarantined
+            # such rows; should one get here, the plan rejects its event); the line is never NULL.
+            lead_id = """coalesce('"lead_id":' || to_json(record_lead) || ',', '') || """ if m.lead_id is not None else ""
             return (f"{head} || {event_id} || {_lit(',' + json.dumps('occurred_at') + ':')} || {occurred} || {source} || "
-                    f"{lead_id}{_lit(',' + json.dumps('attributes') + ':')} || {attrs} || '}}'")
+                    f"',' || {lead_id}{_lit(json.dumps('attributes') + ':')} || {attrs} || '}}'")
 
         def obj(members: list[str]) -> str:
             return "'{' || concat_ws(',', " + ", ".join(members) + ") || '}'" if members else "'{}'"
@@ -339,9 +390,8 @@ FROM {order} o JOIN {changes} c ON c.rec = o.rec LEFT JOIN {changes} p ON p.rec 
 
     def new_state(self, rows: str) -> str:
         """Each touched record's last state: (source_id, lead_id, position_a, position_b, state, deleted)."""
-        lead = f"coalesce({self._lead_id('v')}, {self._lead_id('pv')}, s_lead)"
         return f"""
-SELECT key AS source_id, {lead} AS lead_id, pos_a AS position_a, pos_b AS position_b,
+SELECT key AS source_id, record_lead AS lead_id, pos_a AS position_a, pos_b AS position_b,
        CASE WHEN op = 'd' AND pv IS NOT NULL THEN {self.state_json('pv')} ELSE {self.state_json('v')} END AS state,
        op = 'd' AS deleted
 FROM ({rows}) WHERE last"""

@@ -76,13 +76,14 @@ class SourceIngest(GroupIngest):
         with self._attempt(SUB_BITS):
             self._mark_known_content(reads)
             self._read_changes(reads, mapping, compiler)
-            self._quarantine_unreadable(params)
             self.target.mirror_source_records(mapping.source_system, mapping.object,
                                               self.wh.fetch_arrow("select distinct key from ingest_changes "
                                                                   "where bad is null").column(0))
+            s = self.wh.table_name
+            self._mark_leadless(compiler, s("pii", "source_records"))
+            self._quarantine_unreadable(params)
             # The order is materialized (narrow); the rows and event lines are views, computed as
             # the INSERT and the state update read them: a large export never sits in memory twice.
-            s = self.wh.table_name
             self.wh.execute(f"create or replace temp table ingest_change_order as "
                             f"{compiler.change_order('ingest_changes', s('pii', 'source_records'))}")
             self.wh.execute(f"create or replace temp view ingest_change_rows as "
@@ -216,6 +217,17 @@ class SourceIngest(GroupIngest):
         return datetime.utcfromtimestamp(read.file.mtime_ns / 1e9)
 
     # -- the rest of the path ------------------------------------------------------------------------
+
+    def _mark_leadless(self, compiler: ChangeCompiler, state: str) -> None:
+        """Records that would make events about a person without a lead_id (a new record whose
+        lead_id cells are empty) become unreadable, with the reason naming the empty cells: they are
+        quarantined and make no state, so a later row with the cells filled creates the record."""
+        sql = compiler.leadless("ingest_changes", state)
+        if sql is None:
+            return
+        self.wh.execute(f"create or replace temp table ingest_leadless as {sql}")
+        self.wh.execute("update ingest_changes set bad = l.bad from ingest_leadless l where ingest_changes.rec = l.rec")
+        self.wh.execute("drop table ingest_leadless")
 
     def _quarantine_unreadable(self, params: dict) -> None:
         """Records that never become events (broken JSON, an unknown op, a row that does not split):
