@@ -13,8 +13,10 @@ position order:
   (from, to) when its stage column changed, `closed` (won or lost) when it moved into a closing
   value; nothing changed, nothing emitted;
 - a deletion gives `deleted`;
-- a change at or before the record's known position (a redelivery, a replay, a snapshot of what was
-  already seen) gives nothing.
+- a Debezium change at or before the record's known log position (a redelivery, a replay, a snapshot
+  of what was already seen), or an export row older than the record's known as-of, gives nothing. An
+  export with the same as-of as the one the state has, read later, is a later position: a content is
+  read once, so it was landed later (in one run, path order); its changes apply as any others.
 
 The key is the key column's text, or the mapping's key template filled with the row's cells (an
 export without a single key column: `{campaign_id}:{date}`); a row with an empty key cell has no key
@@ -25,8 +27,11 @@ empty cell has none, and its row is quarantined (`missing_lead_id`, `cdc_missing
 empty columns) before it makes any state, so a later row with the cells filled creates it.
 
 Event ids are `<system>:<object>:<key>:<position>:<kind>`: the same change, delivered or landed
-again, always has the same id, and the ingest's duplicate check drops it. The event lines then take
-the one validation path every event takes (`fast_validation`, `sql_validation`).
+again, always has the same id, and the ingest's duplicate check drops it. The position is a
+Debezium change's log position, or an export's as-of day; a later export of the same day that holds
+the record adds `~n` (the n-th such export: `2026-05-01~1`), kept in the state as position_b = -n,
+so the same files landed in the same order give the same ids. The event lines then take the one
+validation path every event takes (`fast_validation`, `sql_validation`).
 
 A record's line key is `file_idx << 40 | record_no << 3 | kind` (kind 0-3), so each event still
 names the file and record it came from.
@@ -36,11 +41,13 @@ from __future__ import annotations
 import json
 import re
 
+from crm_platform.ingest.event_files import LINE_BITS
 from crm_platform.ingest.sql_validation import _lit
 from crm_platform.plan.model import TrackingPlan
 from crm_platform.sources.mapping import Column, SourceMapping
 
 SUB_BITS = 3
+DAY_US = 86_400_000_000  # an export's position is epoch microseconds of its as-of: // DAY_US is its day
 KIND_CREATED, KIND_UPDATED, KIND_STAGE, KIND_CLOSED = 0, 1, 2, 3
 
 
@@ -211,22 +218,28 @@ FROM {file_sql}"""
     def _fresh(self, changes: str, state: str, only_without_lead: bool = False) -> str:
         """The CTE `fresh`: the readable changes of `changes` that are new to the record's stored
         state, one per position, with `v_lead` (the lead_id of the change's own cells).
-        `only_without_lead` (for `leadless`): just the records with a change whose lead_id cells are
-        empty, and every row of a position, not only the first of a key, so that a second row of a
-        new record, no lead either, is caught as well."""
+
+        A Debezium change is new past the stored log position (a redelivery has the same one). An
+        export row is new at or past the stored as-of: a file is read once per content, so an
+        export of the same as-of read now was landed after the one the state has; of one file's
+        rows with the same key, the first counts. Order: position, then file and row in the group
+        (path order, the order of landing within a run). `only_without_lead` (for `leadless`): just the
+        records with a change whose lead_id cells are empty, and every row of a file, not only the
+        first of a key, so that a second row of a new record, no lead either, is caught as well."""
         m = self.m
+        newer, once = ("pos_a >= s_pos", f"key, pos_a, pos_b >> {LINE_BITS}") if self.export else ("pos_a > s_pos", "key, pos_a")
         v_lead = self._lead_id("c") if m.lead_id is not None else "CAST(NULL AS VARCHAR)"
         return f"""
 j AS (
-  SELECT c.rec, c.key, c.pos_a, c.pos_b, c.op, s.state AS s_state, s.position_a AS s_pos, s.lead_id AS s_lead,
-         s.deleted AS s_deleted, {v_lead} AS v_lead
+  SELECT c.rec, c.key, c.pos_a, c.pos_b, c.op, s.state AS s_state, s.position_a AS s_pos, s.position_b AS s_pos_b,
+         s.lead_id AS s_lead, s.deleted AS s_deleted, {v_lead} AS v_lead
   FROM {changes} c LEFT JOIN {state} s
     ON s.source_system = {_lit(m.source_system)} AND s.source_object = {_lit(m.object)} AND s.source_id = c.key
   WHERE c.bad IS NULL{f" AND c.key IN (SELECT c.key FROM {changes} c WHERE c.bad IS NULL AND {v_lead} IS NULL)"
                        if only_without_lead else ""}),
 fresh AS (
-  SELECT * FROM j WHERE s_pos IS NULL OR pos_a > s_pos
-  {"" if only_without_lead else "QUALIFY row_number() OVER (PARTITION BY key, pos_a ORDER BY pos_b) = 1"})"""
+  SELECT * FROM j WHERE s_pos IS NULL OR {newer}
+  {"" if only_without_lead else f"QUALIFY row_number() OVER (PARTITION BY {once} ORDER BY pos_b) = 1"})"""
 
     # The record's lead (over window w, the record's fresh changes in order): the lead_id of the
     # newest of its changes so far that has one, else the stored one. (pos_a, pos_b) is unique, so
@@ -256,13 +269,38 @@ WHERE l.record_lead IS NULL"""
         """The fresh changes of `changes` (replays dropped) in position order, on the narrow
         columns: each one's previous change in the group (`prev_rec`), or the stored state `st` for
         the first of a record already known; `last` marks the record's newest change; `record_lead`
-        the lead its events carry."""
+        the lead its events carry.
+
+        `seq` (exports) numbers the exports of one as-of day that hold the record: 0 for the first,
+        n for the n-th later one (the stored state keeps it as `position_b` = -n, `s_seq` here; a
+        state written before the numbering has a positive position_b, and counts as 0). It tells
+        the event ids of a day apart (`events`). Here it is 0 for a change on another day than the
+        record's previous one, and NULL for the rare others, which `number_ties` then numbers."""
+        if self.export:
+            seq = f"CASE WHEN pos_a // {DAY_US} = coalesce(lag(pos_a) OVER w, s_pos) // {DAY_US} THEN NULL ELSE 0 END"
+        else:
+            seq = "0"
         return f"""
 WITH {self._fresh(changes, state)}
-SELECT * EXCLUDE (s_state, v_lead), {self._RECORD_LEAD} AS record_lead,
+SELECT * EXCLUDE (s_state, s_pos_b, v_lead), {self._RECORD_LEAD} AS record_lead,
        lag(rec) OVER w AS prev_rec, lag(op) OVER w AS prev_op, lead(rec) OVER w IS NULL AS last,
-       CASE WHEN s_state IS NOT NULL AND lag(rec) OVER w IS NULL THEN from_json(s_state, {self.state_spec()}) END AS st
+       CASE WHEN s_state IS NOT NULL AND lag(rec) OVER w IS NULL THEN from_json(s_state, {self.state_spec()}) END AS st,
+       CASE WHEN s_pos_b <= 0 THEN -s_pos_b ELSE 0 END AS s_seq, {seq} AS seq
 FROM fresh {self._W}"""
+
+    def number_ties(self, order: str) -> str | None:
+        """The UPDATE that numbers the changes of `order` (`change_order`, materialized) on the same
+        as-of day as their record's previous one: its place among the group's changes of the record
+        on that day, after the stored one's. None for Debezium (positions never tie)."""
+        if not self.export:
+            return None
+        day = f"pos_a // {DAY_US}"
+        return f"""
+UPDATE {order} SET seq = t.seq FROM (
+  SELECT rec, row_number() OVER (PARTITION BY key, {day} ORDER BY pos_a, pos_b) - 1
+         + CASE WHEN {day} = s_pos // {DAY_US} THEN 1 + s_seq ELSE 0 END AS seq
+  FROM {order} WHERE key IN (SELECT key FROM {order} WHERE seq IS NULL)) t
+WHERE {order}.rec = t.rec AND {order}.seq IS NULL"""
 
     def change_rows(self, order: str, changes: str) -> str:
         """The rows events are made of: `order`'s changes with their values `v` and the previous
@@ -296,7 +334,9 @@ FROM {order} o JOIN {changes} c ON c.rec = o.rec LEFT JOIN {changes} p ON p.rec 
     def events(self, rows: str) -> str:
         """(line_no, raw) canonical event lines of the change rows `rows` (see `changes`)."""
         m, plan = self.m, self.plan
-        pos_text = "CAST(pos_a AS VARCHAR)" if m.format == "debezium" else "strftime(commit_ts, '%Y-%m-%d')"
+        # An export's position: its as-of day, and ~n for the n-th later export of that day (`seq`).
+        pos_text = ("CAST(pos_a AS VARCHAR)" if m.format == "debezium" else
+                    "strftime(commit_ts, '%Y-%m-%d') || CASE WHEN seq > 0 THEN '~' || CAST(seq AS VARCHAR) ELSE '' END")
         commit = "'\"' || strftime(commit_ts, '%Y-%m-%dT%H:%M:%S.%fZ') || '\"'"
         created_at = self._role("created_at", "v") or commit
         modified_at = self._role("modified_at", "v") or commit
@@ -389,9 +429,11 @@ FROM {order} o JOIN {changes} c ON c.rec = o.rec LEFT JOIN {changes} p ON p.rec 
         return f"{values}.{self.c(c.name)}" if c is not None else None
 
     def new_state(self, rows: str) -> str:
-        """Each touched record's last state: (source_id, lead_id, position_a, position_b, state, deleted)."""
+        """Each touched record's last state: (source_id, lead_id, position_a, position_b, state, deleted,
+        file_idx), position_b of an export -seq (`change_order`), file_idx the file's place in the group."""
+        position_b = "-seq" if self.export else "pos_b"
         return f"""
-SELECT key AS source_id, record_lead AS lead_id, pos_a AS position_a, pos_b AS position_b,
+SELECT key AS source_id, record_lead AS lead_id, pos_a AS position_a, {position_b} AS position_b,
        CASE WHEN op = 'd' AND pv IS NOT NULL THEN {self.state_json('pv')} ELSE {self.state_json('v')} END AS state,
-       op = 'd' AS deleted
+       op = 'd' AS deleted, pos_b >> {LINE_BITS} AS file_idx
 FROM ({rows}) WHERE last"""

@@ -86,6 +86,8 @@ class SourceIngest(GroupIngest):
             # the INSERT and the state update read them: a large export never sits in memory twice.
             self.wh.execute(f"create or replace temp table ingest_change_order as "
                             f"{compiler.change_order('ingest_changes', s('pii', 'source_records'))}")
+            if (ties := compiler.number_ties("ingest_change_order")) is not None:
+                self.wh.execute(ties)
             self.wh.execute(f"create or replace temp view ingest_change_rows as "
                             f"{compiler.change_rows('ingest_change_order', 'ingest_changes')}")
             self.wh.execute(f"create or replace temp view ingest_converted as select line_no, encode(raw) AS raw "
@@ -259,7 +261,7 @@ class SourceIngest(GroupIngest):
         self.wh.execute(f"""
             insert into {t('pii', 'source_records')} ({', '.join(SOURCE_RECORDS.column_names)})
             select {_quote(mapping.source_system)}, {_quote(mapping.object)}, source_id, lead_id, position_a, position_b,
-                   state, deleted, $files[(position_b >> {LINE_BITS}) + 1], $ingested_at
+                   state, deleted, $files[file_idx + 1], $ingested_at
             from ingest_new_state""", _only(params, ("files", "ingested_at")))
         self.wh.execute("drop table ingest_new_state")
 

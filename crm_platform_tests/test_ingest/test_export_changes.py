@@ -1,14 +1,22 @@
-"""A change of a source record that could vanish, and how it now ends: a row whose lead_id template
-has an empty cell is quarantined naming the empty column (its neighbours land, a later row with the
-cell filled creates the record). Exact ledger counts, events and reasons, on DuckDB and ClickHouse."""
+"""Two ways a change of a source record could vanish, and how each now ends: a row whose lead_id
+template has an empty cell is quarantined naming the empty column (its neighbours land, a later row
+with the cell filled creates the record); a later export with the same as-of as an earlier one
+applies its changes as updates, in landing order, with event ids that stay the same for the same
+files landed in the same order. Exact ledger counts, events and reasons, on DuckDB and ClickHouse."""
 from __future__ import annotations
 
 import csv
 import io
+import json
+import shutil
+from datetime import datetime, timedelta
 
 import pytest
 
-from .helpers import ingest, ledger, query
+from crm_platform.attribution.spend import current_spend_sql
+
+from .helpers import ingest, ledger, query, warehouse
+from .test_campaign_spend import land_spend, row, spend_events
 from .test_sources import land_cdc, message
 
 OPPORTUNITIES = ["Opportunity ID", "Opportunity Name", "Account Name", "Lead ID", "Amount", "Stage", "Close Date",
@@ -141,3 +149,139 @@ def test_a_cdc_opportunity_without_a_lead_is_quarantined_and_a_known_one_keeps_i
         (1, ['cdc_missing_lead_id: the row has no lead_id (lead_id "lead_{lead_id}")'])]
     assert query(data_dir, "select event_id, lead_id from core.events order by 1") == [
         ("cdc:opportunities:6:20:created", "lead_3"), ("cdc:opportunities:6:30:closed", "lead_3")]
+
+
+# --- 2. two exports with the same as-of ----------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("engine")
+def test_a_corrected_spend_export_of_the_same_month_applies_as_updates(data_dir):
+    landing = data_dir / "landing"
+    land_spend(landing, "2026-06", [row("2026-06-01"), row("2026-06-02", spend="50.00")])  # mid-month
+    (o,) = ingest(data_dir)
+    assert counts(o) == (2, 2, 0, 0)
+    # The final export of June, under another name: 2 June corrected, 1 June as it was, 3 June new.
+    final = landing.joinpath("batch/marketing/campaign_spend/spend-2026-06-final.csv")
+    land_spend(landing, "2026-06", [row("2026-06-01"), row("2026-06-02", spend="55.00"),
+                                    row("2026-06-03", spend="20.00")]).rename(final)
+    (o,) = ingest(data_dir)
+    assert counts(o) == (3, 2, 1, 0)
+    # A second correction of the same month: a third position on the same as-of.
+    land_spend(landing, "2026-06", [row("2026-06-02", spend="56.00", clicks="41")]).rename(
+        final.with_name("spend-2026-06-final-2.csv"))
+    (o,) = ingest(data_dir)
+    assert counts(o) == (1, 1, 0, 0)
+    prefix = "marketing:campaign_spend:cmp_a:"
+    assert [(eid.removeprefix(prefix), occurred, a["spend"], a.get("changed_fields")) for eid, occurred, _, a
+            in spend_events(data_dir)] == [
+        ("2026-06-01:2026-07-01:created", "2026-07-01T00:00:00", 100.0, None),
+        ("2026-06-02:2026-07-01:created", "2026-07-01T00:00:00", 50.0, None),
+        ("2026-06-02:2026-07-01~1:updated", "2026-07-01T00:00:00", 55.0, ["spend"]),
+        ("2026-06-02:2026-07-01~2:updated", "2026-07-01T00:00:00", 56.0, ["spend", "clicks"]),
+        ("2026-06-03:2026-07-01:created", "2026-07-01T00:00:00", 20.0, None)]
+    with warehouse(read_only=True) as wh:
+        current = wh.fetchall(current_spend_sql(wh))
+    assert [(str(d), s) for d, _, _, _, s, *_ in current] == [("2026-06-01", 100.0), ("2026-06-02", 56.0),
+                                                              ("2026-06-03", 20.0)]
+    # The same content again under another name adds nothing; other bytes with the same rows, nothing new.
+    shutil.copy(final, final.with_name("spend-2026-06-copy.csv"))
+    (o,) = ingest(data_dir)
+    assert o.status == "duplicate_content" and counts(o) == (0, 0, 0, 0)
+    land_spend(landing, "2026-06", [row("2026-06-03", spend="20.00"), row("2026-06-02", spend="56.00", clicks="41")]
+               ).rename(final.with_name("spend-2026-06-reordered.csv"))
+    (o,) = ingest(data_dir)
+    assert counts(o) == (2, 0, 2, 0)
+    assert len(spend_events(data_dir)) == 5 and balanced(data_dir)
+    # An older export landed late changes nothing, even with other values. The record's state: the
+    # latest values, as of the end of June, the third later export of that day to hold it (-3).
+    land_spend(landing, "2026-05", [row("2026-06-02", spend="1.00")])
+    (o,) = ingest(data_dir)
+    assert counts(o) == (1, 0, 1, 0)
+    assert query(data_dir, "select cast(state->>'spend' as double), position_a, position_b from pii.source_records "
+                           "where source_id = 'cmp_a:2026-06-02' order by updated_at desc limit 1") == [
+        (56.0, (datetime(2026, 7, 1) - datetime(1970, 1, 1)) // timedelta(microseconds=1), -3)]
+
+
+def _spend_files(landing) -> None:
+    """Three files of June, in landing order (and path order)."""
+    folder = landing.joinpath("batch/marketing/campaign_spend")
+    land_spend(landing, "2026-06", [row("2026-06-01"), row("2026-06-02", spend="50.00")]).rename(folder / "spend-2026-06-a.csv")
+    land_spend(landing, "2026-06", [row("2026-06-02", spend="55.00")]).rename(folder / "spend-2026-06-b.csv")
+    land_spend(landing, "2026-06", [row("2026-06-01", spend="90.00"), row("2026-06-02", spend="57.00")]).rename(
+        folder / "spend-2026-06-c.csv")
+
+
+def test_the_same_files_in_the_same_order_give_the_same_events_in_one_run_or_three(data_dir, tmp_path, monkeypatch):
+    def events(d) -> list[tuple]:
+        return [(eid, json.loads(a)) for eid, a in query(d, "select event_id, attributes from core.events order by 1")]
+
+    _spend_files(data_dir / "landing")
+    outcomes = ingest(data_dir)  # one group
+    assert [counts(o) for o in outcomes] == [(2, 2, 0, 0), (1, 1, 0, 0), (2, 2, 0, 0)]
+    together = events(data_dir)
+    assert [(eid.split(":", 2)[2], a["spend"]) for eid, a in together] == [
+        ("cmp_a:2026-06-01:2026-07-01:created", 100.0), ("cmp_a:2026-06-01:2026-07-01~1:updated", 90.0),
+        ("cmp_a:2026-06-02:2026-07-01:created", 50.0), ("cmp_a:2026-06-02:2026-07-01~1:updated", 55.0),
+        ("cmp_a:2026-06-02:2026-07-01~2:updated", 57.0)]
+    # Another warehouse, the same files landed one by one: the same events.
+    other = tmp_path / "other"
+    monkeypatch.setenv("CRM_DATA_DIR", str(other))
+    monkeypatch.setenv("CRM_DUCKDB_PATH", str(other / "warehouse.duckdb"))
+    staging = tmp_path / "staging"
+    _spend_files(staging)
+    target = other.joinpath("landing/batch/marketing/campaign_spend")
+    target.mkdir(parents=True)
+    for name in ("spend-2026-06-a.csv", "spend-2026-06-b.csv", "spend-2026-06-c.csv"):
+        shutil.copy(staging.joinpath("batch/marketing/campaign_spend", name), target / name)
+        assert len(ingest(other)) == 1
+    assert events(other) == together
+
+
+@pytest.mark.usefixtures("engine")
+def test_salesforce_lead_exports_with_the_same_date_apply_in_landing_order(data_dir):
+    landing = data_dir / "landing"
+    land_csv(landing, "salesforce/leads", "leads-2026-04-30.csv", LEADS, [sf_lead("00Q1"), sf_lead("00Q2")])
+    (o,) = ingest(data_dir)
+    assert counts(o) == (2, 2, 0, 0)
+    # Re-exported the same day, later: 00Q1 moved on and changed company, 00Q2 as it was.
+    land_csv(landing, "salesforce/leads", "leads-2026-04-30-rerun.csv", LEADS, [
+        sf_lead("00Q1", Company="Acme SA", **{"Lead Status": "Working - Contacted"}), sf_lead("00Q2")])
+    (o,) = ingest(data_dir)
+    assert counts(o) == (2, 1, 1, 0)
+    # Two more of the same date in one run (path order is landing order): both of 00Q2's changes apply.
+    land_csv(landing, "salesforce/leads", "leads-2026-04-30-x.csv", LEADS, [sf_lead("00Q2", City="Porto")])
+    land_csv(landing, "salesforce/leads", "leads-2026-04-30-y.csv", LEADS, [sf_lead("00Q2", City="Braga")])
+    assert [counts(o) for o in ingest(data_dir)] == [(1, 1, 0, 0), (1, 1, 0, 0)]
+    got = query(data_dir, "select event_id, lead_id, attributes from core.events where event_type <> 'lead_created' "
+                          "order by event_id")
+    assert [(eid, lead, json.loads(a)) for eid, lead, a in got] == [
+        ("salesforce:leads:00Q1:2026-05-01~1:stage", "salesforce:00Q1", {"from_stage": "new", "to_stage": "contacted"}),
+        ("salesforce:leads:00Q1:2026-05-01~1:updated", "salesforce:00Q1",
+         {"company": "Acme SA", "changed_fields": ["company"]}),
+        # ~2, ~3: the rerun (unchanged for 00Q2) was the first later export of that day to hold it
+        ("salesforce:leads:00Q2:2026-05-01~2:updated", "salesforce:00Q2", {"city": "Porto", "changed_fields": ["city"]}),
+        ("salesforce:leads:00Q2:2026-05-01~3:updated", "salesforce:00Q2", {"city": "Braga", "changed_fields": ["city"]})]
+    assert query(data_dir, "select arg_max(state->>'City', updated_at) from pii.source_records "
+                           "where source_id = '00Q2'") == [("Braga",)]
+    # The next day's export: an ordinary position again.
+    land_csv(landing, "salesforce/leads", "leads-2026-05-01.csv", LEADS, [sf_lead("00Q2", City="Faro")])
+    (o,) = ingest(data_dir)
+    assert counts(o) == (1, 1, 0, 0)
+    assert query(data_dir, "select event_id from core.events where source_file like '%05-01%'") == [
+        ("salesforce:leads:00Q2:2026-05-02:updated",)]
+    assert balanced(data_dir)
+
+
+def test_a_state_stored_before_the_numbering_counts_as_the_first_of_its_day(data_dir):
+    """States written before ties were numbered hold a row key (>= 1) in position_b: read as 0."""
+    landing = data_dir / "landing"
+    land_csv(landing, "salesforce/leads", "leads-2026-04-30.csv", LEADS, [sf_lead("00Q1")])
+    ingest(data_dir)
+    with warehouse() as wh:
+        wh.execute("update pii.source_records set position_b = 1")
+    land_csv(landing, "salesforce/leads", "leads-2026-04-30-rerun.csv", LEADS, [sf_lead("00Q1", City="Porto")])
+    (o,) = ingest(data_dir)
+    assert counts(o) == (1, 1, 0, 0)
+    assert query(data_dir, "select event_id from core.events where event_type = 'lead_updated'") == [
+        ("salesforce:leads:00Q1:2026-05-01~1:updated",)]
+    assert query(data_dir, "select position_b from pii.source_records") == [(-1,)]
