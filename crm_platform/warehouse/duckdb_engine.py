@@ -1,6 +1,7 @@
 """DuckDB: one file, one writing process (runs are serialized by a Dagster pool, see dagster.yaml)."""
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -17,6 +18,12 @@ from crm_platform.warehouse.tables import TableDef
 # How long a run waits for another process's lock on the DuckDB file before it gives up.
 LOCK_TIMEOUT_S = 1800.0
 MEMORY_LIMIT = "1GB"
+
+
+def memory_limit() -> str:
+    """DuckDB's memory budget (it spills to disk beyond it): 1GB, or CRM_DUCKDB_MEMORY_LIMIT for big
+    runs, read when a connection opens."""
+    return os.environ.get("CRM_DUCKDB_MEMORY_LIMIT") or MEMORY_LIMIT
 
 
 class DuckDBWarehouse(Warehouse):
@@ -40,7 +47,7 @@ class DuckDBWarehouse(Warehouse):
     def _config(self) -> dict[str, str]:
         # A bounded memory budget: large stagings (a whole landed file) spill next to the warehouse
         # instead of growing the process without limit.
-        return {"memory_limit": MEMORY_LIMIT, "temp_directory": str(self.path.parent / (self.path.name + ".tmp"))}
+        return {"memory_limit": memory_limit(), "temp_directory": str(self.path.parent / (self.path.name + ".tmp"))}
 
     def _connect(self) -> duckdb.DuckDBPyConnection:
         """Wait for another process's lock rather than fail: a sensor run, the schedule and a manual
@@ -136,7 +143,7 @@ class DuckDBWarehouse(Warehouse):
     def release_memory(self) -> None:
         # DuckDB keeps table pages cached up to its memory limit; a moment at a tiny limit evicts them.
         self.con.execute("set memory_limit = '32MB'")
-        self.con.execute(f"set memory_limit = '{MEMORY_LIMIT}'")
+        self.con.execute(f"set memory_limit = '{memory_limit()}'")
 
     def update_column(self, schema: str, table: str, column: str, key: str, mapping: pa.Table) -> None:
         with self.transaction():

@@ -60,3 +60,14 @@ def test_the_connection_opens_lazily_and_says_what_to_do_when_locked(tmp_path):
     wh.close()  # releases the lock
     with DuckDBWarehouse(path) as again:
         assert again.table_exists("main", "t")
+
+
+def test_the_memory_budget_is_1gb_unless_the_environment_raises_it(tmp_path, monkeypatch):
+    from crm_platform.warehouse import DuckDBWarehouse
+
+    monkeypatch.delenv("CRM_DUCKDB_MEMORY_LIMIT", raising=False)
+    with DuckDBWarehouse(tmp_path / "a.duckdb") as wh:
+        assert wh.fetchall("select current_setting('memory_limit')")[0][0] == "953.6 MiB"
+    monkeypatch.setenv("CRM_DUCKDB_MEMORY_LIMIT", "2GB")
+    with DuckDBWarehouse(tmp_path / "b.duckdb") as wh:
+        assert wh.fetchall("select current_setting('memory_limit')")[0][0] == "1.8 GiB"
