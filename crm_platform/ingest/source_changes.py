@@ -76,7 +76,8 @@ class ChangeCompiler:
     def debezium(self, lines: str) -> str:
         """`lines` (line_no, raw BLOB with its line end) of Debezium JSON: one change per message,
         with or without the schema/payload wrapper; `bad` says why a line is no change (tombstones
-        are `tombstone`)."""
+        are `tombstone`; a message without its commit time, which its events are dated by, is
+        `cdc_missing_timestamp`)."""
         values = ", ".join(f"{self._json_value(c, 'row_json -> ' + _lit('$.' + json.dumps(c.name)))} AS c{i}"
                            for i, c in enumerate(self.cols))
         key_path = _lit("$." + json.dumps(self.m.key))
@@ -109,7 +110,8 @@ SELECT rec, raw, op, lsn AS pos_a, rec AS pos_b, row_json ->> {key_path} AS key,
             WHEN row_json IS NULL OR json_type(row_json) <> 'OBJECT' THEN 'cdc_missing_row: no ' ||
                  CASE WHEN op = 'd' THEN 'before' ELSE 'after' END || ' row'
             WHEN (row_json ->> {key_path}) IS NULL THEN 'cdc_missing_key: the row has no ' || {_lit(self.m.key)}
-            WHEN lsn IS NULL THEN 'cdc_missing_position: no source.lsn' END AS bad
+            WHEN lsn IS NULL THEN 'cdc_missing_position: no source.lsn'
+            WHEN ts_ms IS NULL THEN 'cdc_missing_timestamp: no source.ts_ms or ts_ms (when the change was made)' END AS bad
 FROM msg"""
 
     def csv(self, file_sql: str, header: list[str], rec_base: int, as_of_sql: str) -> str:

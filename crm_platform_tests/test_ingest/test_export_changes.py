@@ -17,7 +17,7 @@ from crm_platform.attribution.spend import current_spend_sql
 
 from .helpers import ingest, ledger, query, warehouse
 from .test_campaign_spend import land_spend, row, spend_events
-from .test_sources import land_cdc, message
+from .test_sources import land_cdc, lead_row, message
 
 OPPORTUNITIES = ["Opportunity ID", "Opportunity Name", "Account Name", "Lead ID", "Amount", "Stage", "Close Date",
                  "Created Date", "Lead Source", "Probability (%)"]
@@ -285,3 +285,29 @@ def test_a_state_stored_before_the_numbering_counts_as_the_first_of_its_day(data
     assert query(data_dir, "select event_id from core.events where event_type = 'lead_updated'") == [
         ("salesforce:leads:00Q1:2026-05-01~1:updated",)]
     assert query(data_dir, "select position_b from pii.source_records") == [(-1,)]
+
+
+@pytest.mark.usefixtures("engine")
+def test_a_debezium_message_without_its_commit_time_is_quarantined(data_dir):
+    """An update or delete is dated by its commit time (`source.ts_ms`, else `ts_ms`): without one the
+    event had no occurred_at and vanished."""
+    def bare(op: str, lsn: int, **rows) -> str:
+        m = json.loads(message(op, lsn, rows.get("after"), rows.get("before")))
+        del m["ts_ms"], m["source"]["ts_ms"]
+        return json.dumps(m)
+
+    land_cdc(data_dir / "landing", "leads", "2026-03-08.jsonl.gz", [
+        message("c", 100, lead_row(1)),
+        bare("u", 200, after=lead_row(1, city="Porto")),
+        bare("d", 300, before=lead_row(1, city="Porto")),
+        message("u", 400, lead_row(1, city="Braga")),
+    ])
+    (o,) = ingest(data_dir)
+    assert counts(o) == (4, 2, 0, 2)
+    assert query(data_dir, "select source_line, reasons from core.quarantine order by 1") == [
+        (2, ["cdc_missing_timestamp: no source.ts_ms or ts_ms (when the change was made)"]),
+        (3, ["cdc_missing_timestamp: no source.ts_ms or ts_ms (when the change was made)"])]
+    assert [(eid, json.loads(a)) for eid, a in query(
+        data_dir, "select event_id, attributes from core.events where event_type = 'lead_updated'")] == [
+        ("cdc:leads:1:400:updated", {"city": "Braga", "changed_fields": ["city"]})]
+    assert query(data_dir, "select deleted from pii.source_records") == [(False,)]
