@@ -36,13 +36,14 @@ def leaked_rows(wh: Warehouse, plan: TrackingPlan, config: FeatureConfig, as_of:
                 features: run.FeatureSet | None = None) -> int:
     """Rows of `as_of` that differ from a recomputation on events before as_of (either side)."""
     fs = features or run.FeatureSet.build(plan, config)
-    params = {**run._parameters(plan, config, fs.version, ""), "leak_cutoff": as_of, "batch": [as_of]}
+    params = {**run._parameters(plan, config, fs.version, ""), "leak_cutoff": as_of, "batch": [as_of],
+              "lead_from": 0, "lead_to": 2**62}
     fragments = {**fs.fragments, **run.work_tables("check_"), "events": CUT_EVENTS}
     run.build_inputs(wh, params, fragments, prefix="check_")
     wh.replace_table("features", "check_snapshots", pa.table({"as_of": [as_of], "current": [False]}, schema=run.SNAPSHOTS))
     # At most SAMPLE_LEADS leads of the snapshot, every k-th in lead order, so that one batch holds them.
     spine_sql, spine_params = render(wh, load(run.PACKAGE, "spine"), params, fragments)
-    sampled = (f"SELECT lead_id, as_of, created_at, closed_at FROM (SELECT *, row_number() OVER (ORDER BY lead_id) AS nth, "
+    sampled = (f"SELECT lead_id, as_of, created_at, closed_at, lead_no FROM (SELECT *, row_number() OVER (ORDER BY lead_id) AS nth, "
                f"count(*) OVER () AS total FROM ({spine_sql}) AS spine) AS numbered "
                f"WHERE nth % greatest(1, CAST(ceil(total / {SAMPLE_LEADS}.0) AS BIGINT)) = 0")
     wh.rebuild_table(replace(run.SPINE, name="check_spine"), [(sampled, spine_params)])

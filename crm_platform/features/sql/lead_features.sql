@@ -1,10 +1,10 @@
--- The features of each (lead, as_of) of the spine whose as_of is in $batch (a run computes its
--- snapshots a batch at a time, to bound the engine's memory), from events that occurred strictly
+-- The features of each (lead, as_of) of the spine whose as_of is in $batch and whose lead_no is in
+-- [$lead_from, $lead_to) (a run computes a batch at a time, to bound the engine's memory), from events that occurred strictly
 -- before as_of only: the per-run tables (event_stream, stage_reports, attribute_reports,
 -- opportunity_reports) are read through intervals that end before as_of. Windows are
 -- [as_of - N days, as_of). An anonymous touch counts while its user link holds at as_of.
 WITH spine AS (
-    SELECT * FROM {spine} WHERE list_contains($batch, as_of)
+    SELECT * FROM {spine} WHERE list_contains($batch, as_of) AND lead_no >= $lead_from AND lead_no < $lead_to
 ), windowed AS (
     -- The pieces name their keys apart (w_lead, w_as_of, ...): ClickHouse calls a key that several
     -- joined pieces share ambiguous.

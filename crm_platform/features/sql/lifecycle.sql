@@ -14,6 +14,7 @@ WITH lead_events AS (
            OR (event_type = 'lead_stage_changed' AND list_contains($closed_stages, attributes ->> 'to_stage')))
     GROUP BY canonical_lead_id
 )
-SELECT l.lead_id, l.first_event_at AS created_at, c.closed_at
+SELECT l.lead_id, l.first_event_at AS created_at, c.closed_at,
+       row_number() OVER (ORDER BY l.lead_id) AS lead_no  -- batches cut snapshots by ranges of it
 FROM lead_events AS l
 LEFT JOIN closes AS c ON c.lead_id = l.lead_id
