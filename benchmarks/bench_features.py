@@ -1,7 +1,7 @@
 """Point-in-time features and labels at scale: time and peak memory of a full build and of the next
 night with nothing new.
 
-    python benchmarks/bench_features.py [--data /work/bench/leads_100000 /work/bench/leads_1000000]
+    python benchmarks/bench_features.py [--data /work/bench/leads_100000 /work/bench/leads_1000000] [--stretch-days 182]
 
 Each data directory holds a generated dataset ingested into DuckDB (`warehouse.ingested.duckdb`,
 as benchmarks/bench_identity.py leaves it; canonical_lead_id equals lead_id there unless the
@@ -48,6 +48,21 @@ print(json.dumps({"wall_s": round(wall, 2), "peak_gib": round(resource.getrusage
                   "leakage_passed": None if check is None else check.passed}))
 """
 
+STRETCH = r"""
+import sys
+from crm_platform.warehouse import DuckDBWarehouse
+# Spread the generated period over `days` (occurred_at scaled from its start), so that a dataset
+# generated over 120 days gives the weekly snapshots of a longer one; ingestion after all of it.
+with DuckDBWarehouse(sys.argv[1]) as wh:
+    lo, hi = wh.fetchall("select min(occurred_at), max(occurred_at) from core.events")[0]
+    factor = float(sys.argv[2]) * 86400 / (hi - lo).total_seconds()
+    wh.execute(f"update core.events set occurred_at = timestamp '{lo}' + to_microseconds("
+               f"cast(date_diff('microsecond', timestamp '{lo}', occurred_at) * {factor} as bigint)), "
+               "ingested_at = timestamp '2030-01-01'")
+    wh.execute("update core.events set event_date = cast(occurred_at as date)")
+    print(round(factor, 4))
+"""
+
 REFERENCE = r"""
 import sys, time
 from crm_platform.warehouse import DuckDBWarehouse
@@ -65,10 +80,12 @@ def _run(args: list[str]) -> str:
     return p.stdout.strip().splitlines()[-1]
 
 
-def measure(data: Path) -> dict:
+def measure(data: Path, stretch_days: int | None = None) -> dict:
     work = data / "warehouse.features.duckdb"
     shutil.copy2(data / "warehouse.ingested.duckdb", work)
     try:
+        if stretch_days:
+            _run([sys.executable, "-c", STRETCH, str(work), str(stretch_days)])
         out = {"reference_s": float(_run([sys.executable, "-c", REFERENCE, str(work)]))}
         for phase in ("full", "incremental"):
             out[phase] = json.loads(_run([sys.executable, "-c", PHASE, str(work), phase]))
@@ -82,11 +99,13 @@ def measure(data: Path) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, nargs="+", default=[Path("/work/bench/leads_100000")])
+    ap.add_argument("--stretch-days", type=int, default=None,
+                    help="spread the events over this many days first (182 gives 26 weekly snapshots)")
     args = ap.parse_args()
     results = {}
     for data in args.data:
         print(data, flush=True)
-        r = results[str(data)] = measure(data)
+        r = results[str(data)] = measure(data, args.stretch_days)
         for phase in ("full", "incremental"):
             p = r[phase]
             print(f"  {phase:<11} {p['wall_s']:>7.1f} s ({p['x_reference']} x reference {r['reference_s']} s)  "
