@@ -22,10 +22,11 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
+
+from _common import EVENTS_SCAN_REFERENCE, run
 
 BUILD = r"""
 import sys
@@ -95,21 +96,8 @@ print(json.dumps({"wall_s": round(wall, 2), "peak_gib": round(peak, 3), "stages_
                   "transitions": len(transitions), "states": len(chain.states)}))
 """
 
-REFERENCE = r"""
-import sys, time
-from crm_platform.warehouse import DuckDBWarehouse
-with DuckDBWarehouse(sys.argv[1], read_only=True) as wh:
-    t0 = time.perf_counter()
-    wh.fetchall("select count(*) from (select lead_id, count(*), min(occurred_at) from core.events group by lead_id)")
-    print(round(time.perf_counter() - t0, 3))
-"""
 
 
-def _run(args: list[str]) -> str:
-    p = subprocess.run(args, capture_output=True, text=True, check=False)
-    if p.returncode != 0:
-        raise SystemExit(f"{' '.join(args[:3])} failed:\n{p.stderr[-3000:]}")
-    return p.stdout.strip().splitlines()[-1] if p.stdout.strip() else ""
 
 
 def prepare(root: Path, touches: int) -> Path:
@@ -117,7 +105,7 @@ def prepare(root: Path, touches: int) -> Path:
     if not built.exists():
         root.mkdir(parents=True, exist_ok=True)
         t0 = time.perf_counter()
-        counts = _run([sys.executable, "-c", BUILD, str(built) + ".tmp", str(touches)])
+        counts = run([sys.executable, "-c", BUILD, str(built) + ".tmp", str(touches)])
         os.replace(str(built) + ".tmp", built)
         print(f"  built {counts} (touches, conversions) in {time.perf_counter() - t0:.0f} s", flush=True)
     return built
@@ -127,8 +115,8 @@ def measure(built: Path) -> dict:
     work = built.with_suffix(".run.duckdb")
     shutil.copy2(built, work)
     try:
-        out = {"reference_s": float(_run([sys.executable, "-c", REFERENCE, str(work)]))}
-        out.update(json.loads(_run([sys.executable, "-c", PHASE, str(work)])))
+        out = {"reference_s": float(run([sys.executable, "-c", EVENTS_SCAN_REFERENCE, str(work)]))}
+        out.update(json.loads(run([sys.executable, "-c", PHASE, str(work)])))
         out["x_reference"] = round(out["wall_s"] / out["reference_s"], 1)
     finally:
         work.unlink(missing_ok=True)

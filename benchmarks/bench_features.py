@@ -21,9 +21,10 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import subprocess
 import sys
 from pathlib import Path
+
+from _common import EVENTS_SCAN_REFERENCE, run
 
 PHASE = r"""
 import json, resource, sys, time
@@ -63,21 +64,8 @@ with DuckDBWarehouse(sys.argv[1]) as wh:
     print(round(factor, 4))
 """
 
-REFERENCE = r"""
-import sys, time
-from crm_platform.warehouse import DuckDBWarehouse
-with DuckDBWarehouse(sys.argv[1], read_only=True) as wh:
-    t0 = time.perf_counter()
-    wh.fetchall("select count(*) from (select lead_id, count(*), min(occurred_at) from core.events group by lead_id)")
-    print(round(time.perf_counter() - t0, 3))
-"""
 
 
-def _run(args: list[str]) -> str:
-    p = subprocess.run(args, capture_output=True, text=True, check=False)
-    if p.returncode != 0:
-        raise SystemExit(f"{' '.join(args[:3])} failed:\n{p.stderr[-3000:]}")
-    return p.stdout.strip().splitlines()[-1]
 
 
 def measure(data: Path, stretch_days: int | None = None) -> dict:
@@ -85,10 +73,10 @@ def measure(data: Path, stretch_days: int | None = None) -> dict:
     shutil.copy2(data / "warehouse.ingested.duckdb", work)
     try:
         if stretch_days:
-            _run([sys.executable, "-c", STRETCH, str(work), str(stretch_days)])
-        out = {"reference_s": float(_run([sys.executable, "-c", REFERENCE, str(work)]))}
+            run([sys.executable, "-c", STRETCH, str(work), str(stretch_days)])
+        out = {"reference_s": float(run([sys.executable, "-c", EVENTS_SCAN_REFERENCE, str(work)]))}
         for phase in ("full", "incremental"):
-            out[phase] = json.loads(_run([sys.executable, "-c", PHASE, str(work), phase]))
+            out[phase] = json.loads(run([sys.executable, "-c", PHASE, str(work), phase]))
             out[phase]["x_reference"] = round(out[phase]["wall_s"] / out["reference_s"], 1)
     finally:
         work.unlink(missing_ok=True)

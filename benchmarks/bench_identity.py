@@ -23,10 +23,11 @@ import json
 import math
 import os
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
+
+from _common import EVENTS_SCAN_REFERENCE, run
 
 PHASE = r"""
 import json, resource, sys, time
@@ -50,14 +51,6 @@ print(json.dumps({"wall_s": round(wall, 2), "peak_gib": round(resource.getrusage
                   "decisions": len(res.decisions), "stages_s": res.summary["seconds"], "quality": scores}))
 """
 
-REFERENCE = r"""
-import sys, time
-from crm_platform.warehouse import DuckDBWarehouse
-with DuckDBWarehouse(sys.argv[1], read_only=True) as wh:
-    t0 = time.perf_counter()
-    wh.fetchall("select count(*) from (select lead_id, count(*), min(occurred_at) from core.events group by lead_id)")
-    print(round(time.perf_counter() - t0, 3))
-"""
 
 INGEST = r"""
 import sys
@@ -71,23 +64,18 @@ with DuckDBWarehouse(data / "warehouse.ingested.duckdb") as wh:
 """
 
 
-def _run(args: list[str], env=None) -> str:
-    p = subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    if p.returncode != 0:
-        raise SystemExit(f"{' '.join(args[:3])} failed:\n{p.stderr[-3000:]}")
-    return p.stdout.strip().splitlines()[-1] if p.stdout.strip() else ""
 
 
 def prepare(root: Path, leads: int) -> Path:
     data = root / f"leads_{leads}"
     if not (data / "truth" / "identity.csv").exists():
         t0 = time.perf_counter()
-        _run(["crm-platform", "generate", "--data-dir", str(data), "--leads", str(leads), "--seed", "1"])
+        run(["crm-platform", "generate", "--data-dir", str(data), "--leads", str(leads), "--seed", "1"])
         print(f"  generated {leads} leads in {time.perf_counter() - t0:.0f} s", flush=True)
     if not (data / "warehouse.ingested.duckdb").exists():
         shutil.rmtree(data / "landing" / "events" / "identity", ignore_errors=True)
         t0 = time.perf_counter()
-        _run([sys.executable, "-c", INGEST, str(data)])
+        run([sys.executable, "-c", INGEST, str(data)])
         print(f"  ingested in {time.perf_counter() - t0:.0f} s", flush=True)
     return data
 
@@ -97,9 +85,9 @@ def measure(data: Path) -> dict:
     for suffix in ("", ".wal"):
         (data / f"warehouse.duckdb{suffix}").unlink(missing_ok=True)
     shutil.copy2(data / "warehouse.ingested.duckdb", data / "warehouse.duckdb")
-    out = {"reference_s": float(_run([sys.executable, "-c", REFERENCE, str(data / "warehouse.duckdb")]))}
+    out = {"reference_s": float(run([sys.executable, "-c", EVENTS_SCAN_REFERENCE, str(data / "warehouse.duckdb")]))}
     for phase in ("full", "incremental"):
-        out[phase] = json.loads(_run([sys.executable, "-c", PHASE, str(data), phase]))
+        out[phase] = json.loads(run([sys.executable, "-c", PHASE, str(data), phase]))
         out[phase]["x_reference"] = round(out[phase]["wall_s"] / out["reference_s"], 1)
     return out
 
