@@ -4,6 +4,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
+from datetime import date
 from typing import Any
 
 import pyarrow as pa
@@ -48,6 +49,13 @@ class Warehouse(ABC):
         """Replace `table`'s content with the rows of `selects` (SQL and its parameters, columns in the
         table's order), computed inside the engine: built aside, then swapped in atomically. Returns
         the row count."""
+
+    @abstractmethod
+    def replace_range(self, table: TableDef, start: date, end: date,
+                      selects: Sequence[tuple[str, Mapping[str, Any]]]) -> int:
+        """Replace the rows of `table` whose `table.partition_by` date is in [start, end) with those
+        rows of `selects` (columns named as the table's); rows of other days stay. Each day is replaced atomically (DuckDB: the whole
+        range in one transaction; ClickHouse: a day partition at a time). Returns the rows written."""
 
     @abstractmethod
     def update_column(self, schema: str, table: str, column: str, key: str, mapping: pa.Table) -> None:

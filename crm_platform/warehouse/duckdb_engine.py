@@ -6,6 +6,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -140,6 +141,24 @@ class DuckDBWarehouse(Warehouse):
             self.con.execute(f'alter table {built} rename to "{table.name}"')
         return self.row_count(table.schema, table.name)
 
+    def replace_range(self, table: TableDef, start: date, end: date,
+                      selects: Sequence[tuple[str, Mapping[str, Any]]]) -> int:
+        target, day, cols = self.table_name(table.schema, table.name), f'"{table.partition_by}"', \
+            ", ".join(f'"{c}"' for c in table.column_names)
+        self.ensure_table(table)
+        table.require_columns([c for (c,) in self.fetchall(
+            "select column_name from information_schema.columns where table_schema = ? and table_name = ? "
+            "order by ordinal_position", [table.schema, table.name])])
+        written = 0
+        with self.transaction():
+            self.con.execute(f"delete from {target} where {day} >= $start and {day} < $end", {"start": start, "end": end})
+            for sql, params in selects:
+                self.con.execute(f"insert into {target} ({cols}) select {cols} from ({sql}) as rows_in "
+                                 f"where {day} >= $range_start and {day} < $range_end",
+                                 {**params, "range_start": start, "range_end": end})
+                written += self.con.fetchone()[0]
+        return written
+
     def release_memory(self) -> None:
         # DuckDB keeps table pages cached up to its memory limit; a moment at a tiny limit evicts them.
         self.con.execute("set memory_limit = '32MB'")
@@ -166,3 +185,4 @@ class DuckDBWarehouse(Warehouse):
         if self._con is not None:
             self._con.close()
             self._con = None
+

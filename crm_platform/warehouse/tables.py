@@ -8,6 +8,7 @@ landing order, and row-group zone maps prune by date), ClickHouse gets a MergeTr
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 DUCKDB_TYPES = {
@@ -29,6 +30,9 @@ class TableDef:
     columns: tuple[tuple[str, str], ...]
     order_by: tuple[str, ...] = ()
     partition_by: str | None = None
+    # ClickHouse partitions by month of `partition_by`, or by day for a table written a day at a time
+    # (replace_range swaps whole day partitions).
+    partition_granularity: str = "month"
     description: str = ""
     # Columns to compress with zstd: long, high-cardinality text (JSON, ids), where it both writes
     # faster and stores smaller than DuckDB's default dictionary/FSST (measured on core.events:
@@ -43,6 +47,13 @@ class TableDef:
     @property
     def column_names(self) -> tuple[str, ...]:
         return tuple(c for c, _ in self.columns)
+
+    def require_columns(self, present: Sequence[str]) -> None:
+        """Raise when a stored table's columns are not this definition's (a table written in place,
+        a range at a time, cannot take a changed definition)."""
+        if list(present) != list(self.column_names):
+            raise ValueError(f"{self.schema}.{self.name} has the columns {list(present)}, its definition "
+                             f"{list(self.column_names)}: drop the table and materialize all its partitions again")
 
     def clickhouse_name(self, database: str) -> str:
         return f'"{database}"."{self.schema}__{self.name}"'
@@ -60,10 +71,15 @@ class TableDef:
         return (f"create table if not exists {self.clickhouse_name(database)} "
                 f"({', '.join(column(c, t) for c, t in self.columns)}) engine = "
                 + (f'ReplacingMergeTree("{self.replacing}")' if self.replacing else "MergeTree")
-                + (f' partition by toYYYYMM("{self.partition_by}")' if self.partition_by else "")
+                + (f' partition by {self.clickhouse_partition_key}' if self.partition_by else "")
                 # The window makes a repeated insert with the same insert_deduplication_token a no-op, as
                 # a ReplicatedMergeTree does by itself.
                 + f" order by ({order}) settings allow_nullable_key = 1, non_replicated_deduplication_window = 1000")
+
+    @property
+    def clickhouse_partition_key(self) -> str:
+        by = "toYYYYMMDD" if self.partition_granularity == "day" else "toYYYYMM"
+        return f'{by}("{self.partition_by}")'
 
     def duckdb_ddl(self) -> str:
         cols = ", ".join(f'"{c}" {DUCKDB_TYPES[t]}' + (" USING COMPRESSION zstd" if c in self.zstd else "")

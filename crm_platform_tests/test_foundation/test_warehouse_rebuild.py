@@ -38,3 +38,51 @@ def test_render_names_what_is_missing():
         render(Names(), "select {x} from {a.b}", {})
     with pytest.raises(ValueError, match=r"parameter.*low"):
         render(Names(), "select $low", {})
+
+
+DAILY = TableDef("work", "daily", (("day", "date"), ("k", "string"), ("n", "bigint")), order_by=("day", "k"),
+                 partition_by="day", partition_granularity="day")
+
+
+def _days(wh):
+    return [(str(d), k, n) for d, k, n in wh.fetchall(f"select day, k, n from {wh.table_name('work', 'daily')} "
+                                                       "order by day, k")]
+
+
+def test_replace_range_replaces_those_days_only_and_drops_days_without_rows(engine):
+    from datetime import date
+
+    with warehouse() as wh:
+        wh.replace_table("work", "facts", pa.table({"day": pa.array([date(2026, 5, d) for d in (1, 2, 2, 3, 4)]),
+                                                    "k": ["a", "a", "b", "a", "a"]}))
+        counts = render(wh, "select day, k, count(*) * $scale AS n from {work.facts} group by day, k", {"scale": 1})
+        assert wh.replace_range(DAILY, date(2026, 5, 1), date(2026, 5, 5), [counts]) == 5
+        assert _days(wh) == [("2026-05-01", "a", 1), ("2026-05-02", "a", 1), ("2026-05-02", "b", 1),
+                             ("2026-05-03", "a", 1), ("2026-05-04", "a", 1)]
+        # Days 2 and 3 again, from other facts: day 2 loses a row, day 3 has none left; 1 and 4 stay.
+        wh.replace_table("work", "facts", pa.table({"day": pa.array([date(2026, 5, 2)] * 2 + [date(2026, 5, 9)]),
+                                                    "k": ["a", "a", "a"]}))
+        counts = render(wh, "select day, k, count(*) * $scale AS n from {work.facts} group by day, k", {"scale": 10})
+        assert wh.replace_range(DAILY, date(2026, 5, 2), date(2026, 5, 4), [counts]) == 1
+        assert _days(wh) == [("2026-05-01", "a", 1), ("2026-05-02", "a", 20), ("2026-05-04", "a", 1)]
+        assert not wh.table_exists("work", "daily__range")
+        # Years of days in one write (ClickHouse limits partitions per insert unless told otherwise).
+        wh.replace_table("work", "numbers", pa.table({"i": list(range(400))}))
+        many = render(wh, "select DATE '2025-01-01' + CAST(i AS INTEGER) AS day, 'y' AS k, i AS n from {work.numbers}", {})
+        assert wh.replace_range(DAILY, date(2025, 1, 1), date(2026, 1, 1), [many]) == 365
+        assert wh.fetchall(f"select count(*), sum(n) from {wh.table_name('work', 'daily')} where k = 'y'") == [(365, 66430)]
+        # A failing query leaves every day as it was.
+        with pytest.raises(Exception):
+            wh.replace_range(DAILY, date(2026, 5, 1), date(2026, 5, 5), [render(wh, "select * from {work.nothing}", {})])
+        assert [r for r in _days(wh) if r[1] != "y"] == [("2026-05-01", "a", 1), ("2026-05-02", "a", 20), ("2026-05-04", "a", 1)]
+
+
+def test_replace_range_refuses_a_table_whose_columns_changed(engine):
+    from dataclasses import replace
+    from datetime import date
+
+    with warehouse() as wh:
+        wh.replace_range(DAILY, date(2026, 5, 1), date(2026, 5, 2), [("select DATE '2026-05-01' AS day, 'a' AS k, 1 AS n", {})])
+        wider = replace(DAILY, columns=DAILY.columns + (("m", "bigint"),))
+        with pytest.raises(ValueError, match="materialize all its partitions again"):
+            wh.replace_range(wider, date(2026, 5, 1), date(2026, 5, 2), [("select DATE '2026-05-01' AS day, 'a' AS k, 1 AS n, 2 AS m", {})])
