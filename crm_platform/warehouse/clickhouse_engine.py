@@ -22,6 +22,7 @@ import pyarrow as pa
 
 from crm_platform.warehouse.base import Warehouse
 from crm_platform.warehouse.dialect import to_clickhouse
+from crm_platform.warehouse.errors import WarehouseUnavailable
 from crm_platform.warehouse.tables import TableDef
 
 LOCK_TIMEOUT_S = 1800.0
@@ -67,7 +68,7 @@ class ClickHouseWarehouse(Warehouse):
                     host=self.host, port=self.port, username=self.user, password=self._password, secure=self.secure,
                     settings=SESSION_SETTINGS)
             except Exception as e:
-                raise RuntimeError(f"cannot reach ClickHouse at {self.host}:{self.port} as {self.user}: {e}. "
+                raise WarehouseUnavailable(f"cannot reach ClickHouse at {self.host}:{self.port} as {self.user}: {e}. "
                                    "Check CLICKHOUSE_HOST, CLICKHOUSE_PORT, CLICKHOUSE_USER, CLICKHOUSE_PASSWORD "
                                    "and CLICKHOUSE_SECURE.") from e
             # Atomic: EXCHANGE TABLES needs it (and some servers default to another engine).

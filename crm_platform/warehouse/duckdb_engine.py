@@ -14,6 +14,7 @@ import duckdb
 import pyarrow as pa
 
 from crm_platform.warehouse.base import Warehouse
+from crm_platform.warehouse.errors import WarehouseUnavailable
 from crm_platform.warehouse.tables import TableDef
 
 # How long a run waits for another process's lock on the DuckDB file before it gives up.
@@ -62,8 +63,10 @@ class DuckDBWarehouse(Warehouse):
                 con.execute("set enable_progress_bar = false")  # runs log; a bar on stdout is noise
                 return con
             except duckdb.IOException as e:
-                if "lock" not in str(e).lower() or time.monotonic() >= deadline:
-                    raise RuntimeError(
+                if "lock" not in str(e).lower():
+                    raise
+                if time.monotonic() >= deadline:
+                    raise WarehouseUnavailable(
                         f"cannot open the DuckDB warehouse {self.path}: {e}. Another process held it for "
                         f"{self.lock_timeout_s:.0f} s (a notebook or a run outside the `warehouse_duckdb` pool): "
                         "close it and retry.") from e
