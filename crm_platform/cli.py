@@ -39,7 +39,9 @@ def generate(data_dir: Path, leads: int, days: int, seed: int) -> None:
 
 @main.command()
 @click.option("--select", "selection", default=None, help="Dagster asset selection, e.g. 'group:ingest' (default: all).")
-@click.option("--partition", default=None, help="Partition key to materialize.")
+@click.option("--partition", default=None,
+              help="A partition key (2026-05-01) or a range run as one backfill (2026-05-01...2026-05-07); "
+                   "without it, partitioned assets are materialized for all their partitions.")
 def materialize(selection: str | None, partition: str | None) -> None:
     """Materialize assets in-process against the configured warehouse."""
     from crm_platform.runner import materialize_assets

@@ -15,6 +15,10 @@ from typing import Callable, Iterator
 
 import dagster as dg
 from dagster._core.instance.ref import InstanceRef
+from dagster._core.storage.tags import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+)
 from dagster._core.utils import make_new_run_id
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -93,13 +97,47 @@ def materialize_assets(selection: str | None, partition: str | None, echo: Calla
         echo(f"selection {selection!r} matches no asset" if selection else "no asset is defined yet")
         return bool(not selection)
     job = defs.resolve_implicit_global_asset_job_def()
-    echo(f"materializing {len(keys)} asset(s)" + (f" for partition {partition}" if partition else ""))
+    try:
+        partition_key, tags, scope = _partitions(graph, keys, partition)
+    except ValueError as e:
+        echo(str(e))
+        return False
+    echo(f"materializing {len(keys)} asset(s)" + scope)
     t0 = time.monotonic()
     with dagster_instance() as instance:
         run_id = make_new_run_id()
         instance.add_event_listener(run_id, _progress(echo))
-        result = job.execute_in_process(instance=instance, run_id=run_id, asset_selection=keys,
-                                        partition_key=partition, run_config=QUIET, raise_on_error=False)
+        result = job.execute_in_process(instance=instance, run_id=run_id, asset_selection=keys, tags=tags,
+                                        partition_key=partition_key, run_config=QUIET, raise_on_error=False)
     status = "succeeded" if result.success else "FAILED"
     echo(f"run {run_id[:8]} {status} in {time.monotonic() - t0:.1f} s")
     return result.success
+
+
+def _partitions(graph, keys, partition: str | None) -> tuple[str | None, dict[str, str], str]:
+    """What a run of `keys` covers: `partition` is a key (2026-05-01), a range (2026-05-01...2026-05-07,
+    Dagster's notation) run at once as a single-run backfill, or None: every partition, when the
+    selection has partitioned assets (materializing "everything" includes all of history)."""
+    defs = {graph.get(k).partitions_def for k in keys} - {None}
+    if len(defs) > 1:
+        raise ValueError("the selection mixes partitioned assets of different partitions: select fewer")
+    if not defs:
+        if partition:
+            raise ValueError(f"--partition {partition}: no selected asset is partitioned")
+        return None, {}, ""
+    (partitions_def,) = defs
+    existing = partitions_def.get_partition_keys()
+    start, _, end = (partition or "").partition("...")
+    if not partition:
+        start, end = existing[0], existing[-1]
+    elif not end:
+        if not partitions_def.has_partition_key(start):
+            raise ValueError(f"--partition {start}: no such partition (from {existing[0]} to {existing[-1]})")
+        return start, {}, f" for partition {start}"
+    for key in (start, end):
+        if not partitions_def.has_partition_key(key):
+            raise ValueError(f"--partition {partition}: no partition {key} (from {existing[0]} to {existing[-1]})")
+    if existing.index(start) > existing.index(end):
+        raise ValueError(f"--partition {partition}: the range ends before it starts")
+    tags = {ASSET_PARTITION_RANGE_START_TAG: start, ASSET_PARTITION_RANGE_END_TAG: end}
+    return None, tags, f" for partitions {start}...{end}"

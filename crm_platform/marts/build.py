@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from crm_platform.attribution.config import MODELS, AttributionConfig
 from crm_platform.attribution.spend import current_spend_sql
@@ -66,11 +66,14 @@ class MartBuild:
     missing: list[str] = field(default_factory=list)  # optional inputs that did not exist (NULL columns)
 
 
-def build_mart(wh: Warehouse, name: str, plan: TrackingPlan, settings: MartsSettings | None = None) -> MartBuild:
-    """Rebuild `marts.<name>` from the current warehouse; returns its row count and missing inputs."""
+def build_mart(wh: Warehouse, name: str, plan: TrackingPlan, settings: MartsSettings | None = None,
+               days: tuple[date, date] | None = None) -> MartBuild:
+    """Rebuild `marts.<name>` from the current warehouse; returns its row count and missing inputs.
+    With `days` [start, end), a mart partitioned by day (funnel_daily) has only those days replaced
+    (computed from the whole history, as a full rebuild would) and `rows` counts the rows written."""
     if name not in tables.MARTS:
         raise KeyError(f"no mart {name!r} (marts: {', '.join(tables.MARTS)})")
-    return _Builder(wh, plan, settings or MartsSettings.default()).build(name)
+    return _Builder(wh, plan, settings or MartsSettings.default()).build(name, days)
 
 
 def build_all(wh: Warehouse, plan: TrackingPlan, settings: MartsSettings | None = None) -> dict[str, MartBuild]:
@@ -144,18 +147,23 @@ class _Builder:
         return self._lead_state_fragments()[name]
 
     # -- marts --------------------------------------------------------------------------------
-    def build(self, name: str) -> MartBuild:
+    def build(self, name: str, days: tuple[date, date] | None = None) -> MartBuild:
         self.missing = []
         table = tables.table_def(name, self.plan)
+        if days is not None and table.partition_granularity != "day":
+            raise ValueError(f"marts.{name} is not partitioned by day")
+
+        def write(select: tuple[str, dict]) -> int:
+            return self.wh.replace_range(table, *days, [select]) if days else self.wh.rebuild_table(table, [select])
+
         if not self.wh.table_exists("core", "events"):  # nothing ingested yet: the mart is empty
             self.missing.append("core.events")
-            return MartBuild(name, self.wh.rebuild_table(table, [(_no_rows(table.columns), {})]), self.missing)
+            return MartBuild(name, write((_no_rows(table.columns), {})), self.missing)
         text = load(PACKAGE, name)
         fragments = {f: self._fragment(f) for f in sorted(set(_SLOT.findall(text)))}
         if name == "cohort_conversion":
             self.params["weeks"] = list(range(self._weeks_span() + 1))
-        sql, params = render(self.wh, text, self.params, fragments)
-        return MartBuild(name, self.wh.rebuild_table(table, [(sql, params)]), self.missing)
+        return MartBuild(name, write(render(self.wh, text, self.params, fragments)), self.missing)
 
     def _lead_state_fragments(self) -> dict[str, str]:
         """lead_latest_state's columns from the plan: each property's text, read once per event

@@ -1,6 +1,8 @@
 """What the marts check about themselves, as plain queries (defs/ wires them)."""
 from __future__ import annotations
 
+from datetime import date
+
 from crm_platform.ingest.checks import CheckResult
 from crm_platform.ingest.sql_validation import HASH_PREFIX
 from crm_platform.marts import tables
@@ -34,17 +36,22 @@ def one_row_per_lead(wh: Warehouse) -> CheckResult:
                        f"{rows} rows for {leads} canonical leads.", {"rows": int(rows), "leads": int(leads)})
 
 
-def funnel_matches_conversions(wh: Warehouse) -> CheckResult:
-    """funnel_daily counts every conversion of attribution.conversions once, with its revenue."""
+def funnel_matches_conversions(wh: Warehouse, days: tuple[date, date] | None = None) -> CheckResult:
+    """funnel_daily counts every conversion of attribution.conversions once, with its revenue (of the
+    days [start, end) only, when given: the partitions a run wrote)."""
+    between = ("" if days is None else
+               f" where {{day}} >= DATE '{days[0].isoformat()}' and {{day}} < DATE '{days[1].isoformat()}'")
     funnel = wh.fetchall(f"select coalesce(sum(conversions), 0), coalesce(sum(revenue), 0) "
-                         f"from {wh.table_name(*FUNNEL)}")[0]
+                         f"from {wh.table_name(*FUNNEL)}" + between.format(day="day"))[0]
     if not wh.table_exists("attribution", "conversions"):
         return CheckResult(FUNNEL, "conversions_reconcile", int(funnel[0]) == 0, "WARN",
                            "attribution.conversions does not exist yet: no conversions in the funnel.")
     source = wh.fetchall(f"select count(*), coalesce(sum(coalesce(revenue, 0)), 0) "
-                         f"from {wh.table_name('attribution', 'conversions')}")[0]
+                         f"from {wh.table_name('attribution', 'conversions')}"
+                         + between.format(day="CAST(conversion_at AS DATE)"))[0]
     ok = int(funnel[0]) == int(source[0]) and abs(float(funnel[1]) - float(source[1])) <= 1e-6 * max(1.0, abs(float(source[1])))
+    scope = "" if days is None else f" ({days[0]} to {days[1]}, exclusive)"
     return CheckResult(FUNNEL, "conversions_reconcile", ok, "WARN",
-                       f"funnel: {int(funnel[0])} conversions, {float(funnel[1]):,.2f} revenue; "
+                       f"funnel{scope}: {int(funnel[0])} conversions, {float(funnel[1]):,.2f} revenue; "
                        f"attribution.conversions: {int(source[0])}, {float(source[1]):,.2f}.",
                        {"funnel_conversions": int(funnel[0]), "attribution_conversions": int(source[0])})

@@ -13,10 +13,12 @@ from crm_platform.attribution.config import MODELS, AttributionConfig
 from crm_platform.attribution.run import run_attribution
 from crm_platform.defs.conventions import (
     ENGINE,
-    WAREHOUSE_POOL,
     check_result,
+    layer_policies,
     markdown_table,
+    retry_transient,
     table_metadata,
+    warehouse_pool,
 )
 from crm_platform.defs.identity.identity_graph import IDENTITY_MAP
 from crm_platform.defs.ingest.events import EVENTS
@@ -34,7 +36,7 @@ class AttributionRunConfig(dg.Config):
 
 
 def _specs() -> list[dg.AssetSpec]:
-    common = {"group_name": "attribution", "owners": ["team:marketing_analytics"], "kinds": {ENGINE},
+    common = {**layer_policies("attribution"), "group_name": "attribution", "owners": ["team:marketing_analytics"], "kinds": {ENGINE},
               "deps": [EVENTS, IDENTITY_MAP]}
     return [
         dg.AssetSpec(CREDITS, description=(
@@ -55,8 +57,9 @@ def _checks() -> list[dg.AssetCheckSpec]:
                               description="Each model's credits for every conversion sum to 1, revenue credits to its revenue.")]
 
 
-@dg.multi_asset(specs=_specs(), check_specs=_checks(), pool=WAREHOUSE_POOL, can_subset=False,
+@dg.multi_asset(specs=_specs(), check_specs=_checks(), pool=warehouse_pool("attribution_models"), can_subset=False,
                 description="Attribute conversions to channels and campaigns with eight models.")
+@retry_transient
 def attribution_models(context: dg.AssetExecutionContext, config: AttributionRunConfig, warehouse: WarehouseResource):
     settings = AttributionConfig.load(Path(config.config_file) if config.config_file else None)
     if config.bootstrap_replicates is not None:

@@ -5,10 +5,12 @@ import pyarrow as pa
 
 from crm_platform.defs.conventions import (
     ENGINE,
-    WAREHOUSE_POOL,
     check_result,
+    layer_policies,
     markdown_table,
+    retry_transient,
     table_metadata,
+    warehouse_pool,
 )
 from crm_platform.defs.identity.identity_graph import IDENTITY_MAP
 from crm_platform.defs.ingest.events import EVENTS
@@ -27,7 +29,7 @@ class FeatureRunConfig(dg.Config):
 
 
 def _specs() -> list[dg.AssetSpec]:
-    common = {"group_name": "features", "owners": ["team:data_science"], "kinds": {ENGINE}, "deps": [EVENTS, IDENTITY_MAP]}
+    common = {**layer_policies("features"), "group_name": "features", "owners": ["team:data_science"], "kinds": {ENGINE}, "deps": [EVENTS, IDENTITY_MAP]}
     return [
         dg.AssetSpec(FEATURES, description=(
             "One row per canonical lead and as_of (each Monday 00:00 UTC while the lead is open, plus the data "
@@ -43,7 +45,8 @@ def _specs() -> list[dg.AssetSpec]:
 @dg.multi_asset(specs=_specs(), check_specs=[dg.AssetCheckSpec(
     "no_leakage", asset=FEATURES, blocking=True,
     description="Sampled snapshots recomputed from the events before as_of alone are identical to the stored rows.")],
-    pool=WAREHOUSE_POOL, can_subset=False, description="Point-in-time features and labels.")
+    pool=warehouse_pool("lead_features"), can_subset=False, description="Point-in-time features and labels.")
+@retry_transient
 def lead_features(context: dg.AssetExecutionContext, config: FeatureRunConfig, warehouse: WarehouseResource):
     plan, settings = load_plan(), FeatureConfig.load()
     with warehouse.open() as wh:

@@ -5,10 +5,12 @@ import pandas as pd
 
 from crm_platform.defs.conventions import (
     ENGINE,
-    WAREHOUSE_POOL,
     check_result,
+    layer_policies,
     markdown_table,
+    retry_transient,
     table_metadata,
+    warehouse_pool,
 )
 from crm_platform.defs.ingest.events import EVENTS
 from crm_platform.defs.resources import WarehouseResource
@@ -31,7 +33,7 @@ class IdentityRunConfig(dg.Config):
 
 
 def _specs() -> list[dg.AssetSpec]:
-    common = {"group_name": "identity", "owners": ["team:data_platform"], "kinds": {ENGINE}, "deps": [EVENTS]}
+    common = {**layer_policies("identity"), "group_name": "identity", "owners": ["team:data_platform"], "kinds": {ENGINE}, "deps": [EVENTS]}
     return [
         dg.AssetSpec(IDENTITY_MAP, description=(
             "Every source record (events lead ids, HubSpot contacts, Salesforce leads, CDC rows) -> its canonical "
@@ -54,8 +56,9 @@ def _checks() -> list[dg.AssetCheckSpec]:
     ]
 
 
-@dg.multi_asset(specs=_specs(), check_specs=_checks(), pool=WAREHOUSE_POOL, can_subset=False,
+@dg.multi_asset(specs=_specs(), check_specs=_checks(), pool=warehouse_pool("identity_graph"), can_subset=False,
                 description="Resolve lead identity: normalize, link by rules and Splink, cluster, log decisions.")
+@retry_transient
 def identity_graph(context: dg.AssetExecutionContext, config: IdentityRunConfig, warehouse: WarehouseResource):
     settings = warehouse.settings()
     identity_config = IdentityConfig.load()

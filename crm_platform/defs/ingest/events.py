@@ -2,7 +2,15 @@
 
 import dagster as dg
 
-from crm_platform.defs.conventions import ENGINE, WAREHOUSE_POOL, check_result, markdown_table, table_metadata
+from crm_platform.defs.conventions import (
+    ENGINE,
+    check_result,
+    layer_policies,
+    markdown_table,
+    retry_transient,
+    table_metadata,
+    warehouse_pool,
+)
 from crm_platform.defs.resources import WarehouseResource
 from crm_platform.ingest import checks
 from crm_platform.ingest.run import ingest_landing
@@ -16,7 +24,8 @@ KEYS = (EVENTS, QUARANTINE, LEDGER, VAULT)
 
 
 def _spec(key: dg.AssetKey, description: str, owners=("team:data_platform",)) -> dg.AssetSpec:
-    return dg.AssetSpec(key, group_name="ingest", description=description, owners=list(owners), kinds={ENGINE})
+    return dg.AssetSpec(key, group_name="ingest", description=description, owners=list(owners), kinds={ENGINE},
+                        **layer_policies("ingest"))
 
 
 def _specs() -> list[dg.AssetSpec]:
@@ -71,12 +80,13 @@ def _checks() -> list[dg.AssetCheckSpec]:
 @dg.multi_asset(
     specs=_specs(),
     check_specs=_checks(),
-    pool=WAREHOUSE_POOL,
+    pool=warehouse_pool("event_log"),
     can_subset=False,
     description="Ingest every landed file version not seen before: canonical events (landing/events/**), "
                 "Debezium change streams (landing/cdc/) and CRM exports (landing/batch/), each source by its "
                 "mapping (crm_platform/sources/mappings/), all through one validation, quarantine and ledger.",
 )
+@retry_transient
 def event_log(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     settings = warehouse.settings()
     plan = load_plan()

@@ -4,7 +4,9 @@ import dagster as dg
 
 from crm_platform.defs.attribution.attribution import CAMPAIGN_SUMMARY, SUMMARY
 from crm_platform.defs.conventions import (
+    DAILY,
     markdown_table,
+    partition_days,
     table_metadata,
     warehouse_asset,
 )
@@ -24,8 +26,11 @@ MARKETING = "team:marketing_analytics"
 
 def _materialize(context: dg.AssetExecutionContext, warehouse: WarehouseResource, name: str, evaluate=None):
     plan = load_plan()
+    days = partition_days(context)
     with warehouse.open() as wh:
-        built = build_mart(wh, name, plan)
+        built = build_mart(wh, name, plan, days=days)
+        if days:
+            context.log.info(f"marts.{name}: {built.rows} rows written for {days[0]} to {days[1]} (exclusive)")
         if built.missing:
             context.log.info(f"marts.{name}: built without {', '.join(built.missing)} (NULL columns)")
         label, table = summary(wh, name)
@@ -34,7 +39,7 @@ def _materialize(context: dg.AssetExecutionContext, warehouse: WarehouseResource
             label: dg.MetadataValue.md(markdown_table(table)),
             "missing_inputs": dg.MetadataValue.json(built.missing),
         })
-        for result in (evaluate(wh, plan) if evaluate else ()):
+        for result in (evaluate(wh, plan, days) if evaluate else ()):
             yield dg.AssetCheckResult(check_name=result.name, passed=result.passed,
                                       severity=dg.AssetCheckSeverity(result.severity),
                                       description=result.description, metadata=result.metadata)
@@ -57,19 +62,22 @@ def _materialize(context: dg.AssetExecutionContext, warehouse: WarehouseResource
 )
 def lead_latest_state(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     yield from _materialize(context, warehouse, "lead_latest_state",
-                            lambda wh, plan: [checks.no_pii(wh, plan), checks.one_row_per_lead(wh)])
+                            lambda wh, plan, _: [checks.no_pii(wh, plan), checks.one_row_per_lead(wh)])
 
 
 @warehouse_asset(
     "marts", "funnel_daily", group="marts", owners=[REVENUE], deps=[EVENTS, IDENTITY_MAP, SUMMARY],
+    partitions_def=DAILY, backfill_policy=dg.BackfillPolicy.single_run(),
     description="Per day and channel (the lead's first touch, `direct` without one): leads created, entries into "
                 "each stage, opportunities created (one per deal however many systems report it), conversions "
-                "and revenue (attribution.conversions: one per deal).",
+                "and revenue (attribution.conversions: one per deal). Partitioned by UTC day: a run or a backfill "
+                "replaces its days only (a backfill of any range is one run), computed from the whole history; "
+                "the nightly refresh rewrites the trailing days that late data can still change.",
     check_specs=[dg.AssetCheckSpec("conversions_reconcile", asset=["marts", "funnel_daily"],
                                    description="The funnel's conversions and revenue equal attribution.conversions'.")],
 )
 def funnel_daily(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
-    yield from _materialize(context, warehouse, "funnel_daily", lambda wh, plan: [checks.funnel_matches_conversions(wh)])
+    yield from _materialize(context, warehouse, "funnel_daily", lambda wh, plan, days: [checks.funnel_matches_conversions(wh, days)])
 
 
 @warehouse_asset(

@@ -9,9 +9,11 @@ import pyarrow as pa
 
 from crm_platform.defs.conventions import (
     ENGINE,
-    WAREHOUSE_POOL,
+    layer_policies,
     markdown_table,
+    retry_transient,
     table_metadata,
+    warehouse_pool,
 )
 from crm_platform.defs.features.features import FEATURES, LABELS
 from crm_platform.defs.resources import WarehouseResource
@@ -65,7 +67,8 @@ def _deciles_table(metrics: dict) -> str:
         for r in metrics["test"]["deciles"]]))
 
 
-@dg.asset(key=REGISTRY, group_name="scoring", owners=OWNERS, kinds={ENGINE}, pool=WAREHOUSE_POOL,
+@dg.asset(key=REGISTRY, group_name="scoring", owners=OWNERS, kinds={ENGINE}, pool=warehouse_pool("ml__model_registry"),
+          **layer_policies("scoring"),
           deps=[FEATURES, LABELS],
           check_specs=[dg.AssetCheckSpec(
               "not_worse_than_current", asset=REGISTRY, blocking=True,
@@ -78,6 +81,7 @@ def _deciles_table(metrics: dict) -> str:
               "bootstrap intervals against a logistic baseline and the current model; a skops artifact under "
               "$CRM_DATA_DIR/models/<model_version>/ verified by sha256. The same rows and parameters give the same "
               "model_version, which is reused, not retrained."))
+@retry_transient
 def model_registry(context: dg.AssetExecutionContext, config: ScoringRunConfig, warehouse: WarehouseResource):
     settings = _settings(config)
     with warehouse.open() as wh:
@@ -105,7 +109,8 @@ def model_registry(context: dg.AssetExecutionContext, config: ScoringRunConfig, 
         yield _check(checks.promotion(run))
 
 
-@dg.asset(key=SCORES, group_name="scoring", owners=OWNERS, kinds={ENGINE}, pool=WAREHOUSE_POOL,
+@dg.asset(key=SCORES, group_name="scoring", owners=OWNERS, kinds={ENGINE}, pool=warehouse_pool("ml__lead_scores"),
+          **layer_policies("scoring"),
           deps=[REGISTRY, FEATURES],
           check_specs=[dg.AssetCheckSpec(
               "score_and_feature_drift", asset=SCORES,
@@ -116,6 +121,7 @@ def model_registry(context: dg.AssetExecutionContext, config: ScoringRunConfig, 
               "probability of converting within the label window, tier A-D by score quantile, the top contributing "
               "features (the logistic baseline's log-odds contributions). The same scores land as model_score_computed "
               "events (source ml) in landing/events/ml/ and are ingested into core.events."))
+@retry_transient
 def lead_scores(context: dg.AssetExecutionContext, config: ScoringRunConfig, warehouse: WarehouseResource):
     settings, env = _settings(config), warehouse.settings()
     with warehouse.open() as wh:
