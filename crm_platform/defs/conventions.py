@@ -103,6 +103,15 @@ def team(owner: str) -> str:
     return "team:" + owner.replace("-", "_")
 
 
+def plan_owners(*event_types: str) -> list[str]:
+    """The owners of an asset: the tracking plan's owners of the event types it is about (every
+    type when none is named), so the UI names the team to ask, as the plan does."""
+    from crm_platform.plan.loader import load_plan
+
+    plan = load_plan()
+    return list(dict.fromkeys(team(plan.event_types[t].owner) for t in (event_types or sorted(plan.event_types))))
+
+
 def column_schema(table: pa.Table | pa.Schema) -> dg.TableSchema:
     schema = table.schema if isinstance(table, pa.Table) else table
     def kind(t: pa.DataType) -> str:

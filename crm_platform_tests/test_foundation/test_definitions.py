@@ -5,6 +5,7 @@ import subprocess
 import sys
 import tomllib
 
+import dagster as dg
 import yaml
 from dagster._core.workspace.load_target import get_target_from_toml_data
 
@@ -50,3 +51,16 @@ def test_dagster_loads_both_targets(tmp_path):
         p = subprocess.run(dagster + args, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300)
         assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
         assert "crm_platform" in p.stdout + p.stderr
+
+
+def test_owners_come_from_the_tracking_plan():
+    from crm_platform.plan.loader import load_plan
+
+    graph = defs().resolve_asset_graph()
+    plan = load_plan()
+    owner = {t: "team:" + et.owner.replace("-", "_") for t, et in plan.event_types.items()}
+    assert graph.get(dg.AssetKey(["ml", "lead_scores"])).owners == [owner["model_score_computed"]]
+    assert graph.get(dg.AssetKey(["marts", "campaign_performance"])).owners == [owner["campaign_touch"]]
+    assert graph.get(dg.AssetKey(["identity", "lead_identity_map"])).owners == [owner["lead_merged"]]
+    events = graph.get(dg.AssetKey(["core", "events"])).owners
+    assert set(events) == {"team:data_platform", *owner.values()} and len(events) == len(set(events))

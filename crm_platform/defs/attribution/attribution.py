@@ -16,6 +16,7 @@ from crm_platform.defs.conventions import (
     check_result,
     layer_policies,
     markdown_table,
+    plan_owners,
     retry_transient,
     table_metadata,
     warehouse_pool,
@@ -36,7 +37,7 @@ class AttributionRunConfig(dg.Config):
 
 
 def _specs() -> list[dg.AssetSpec]:
-    common = {**layer_policies("attribution"), "group_name": "attribution", "owners": ["team:marketing_analytics"], "kinds": {ENGINE},
+    common = {**layer_policies("attribution"), "group_name": "attribution", "owners": plan_owners("campaign_touch", "campaign_spend_reported"), "kinds": {ENGINE},
               "deps": [EVENTS, IDENTITY_MAP]}
     return [
         dg.AssetSpec(CREDITS, description=(

@@ -8,6 +8,7 @@ from crm_platform.defs.conventions import (
     check_result,
     layer_policies,
     markdown_table,
+    plan_owners,
     retry_transient,
     table_metadata,
     warehouse_pool,
@@ -29,7 +30,7 @@ class FeatureRunConfig(dg.Config):
 
 
 def _specs() -> list[dg.AssetSpec]:
-    common = {**layer_policies("features"), "group_name": "features", "owners": ["team:data_science"], "kinds": {ENGINE}, "deps": [EVENTS, IDENTITY_MAP]}
+    common = {**layer_policies("features"), "group_name": "features", "owners": plan_owners("manual_label"), "kinds": {ENGINE}, "deps": [EVENTS, IDENTITY_MAP]}
     return [
         dg.AssetSpec(FEATURES, description=(
             "One row per canonical lead and as_of (each Monday 00:00 UTC while the lead is open, plus the data "

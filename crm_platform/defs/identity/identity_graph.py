@@ -8,6 +8,7 @@ from crm_platform.defs.conventions import (
     check_result,
     layer_policies,
     markdown_table,
+    plan_owners,
     retry_transient,
     table_metadata,
     warehouse_pool,
@@ -33,7 +34,7 @@ class IdentityRunConfig(dg.Config):
 
 
 def _specs() -> list[dg.AssetSpec]:
-    common = {**layer_policies("identity"), "group_name": "identity", "owners": ["team:data_platform"], "kinds": {ENGINE}, "deps": [EVENTS]}
+    common = {**layer_policies("identity"), "group_name": "identity", "owners": plan_owners("lead_merged", "lead_unmerged"), "kinds": {ENGINE}, "deps": [EVENTS]}
     return [
         dg.AssetSpec(IDENTITY_MAP, description=(
             "Every source record (events lead ids, HubSpot contacts, Salesforce leads, CDC rows) -> its canonical "

@@ -7,6 +7,7 @@ from crm_platform.defs.conventions import (
     check_result,
     layer_policies,
     markdown_table,
+    plan_owners,
     retry_transient,
     table_metadata,
     warehouse_pool,
@@ -36,6 +37,7 @@ def _specs() -> list[dg.AssetSpec]:
             "Every accepted event, once (unique event_id), normalized: UTC occurred_at with its original "
             "offset, properties in `attributes` upgraded to the current schema_version, PII replaced by "
             "keyed hashes. canonical_lead_id equals lead_id until the identity graph fills it.",
+            owners=list(dict.fromkeys(["team:data_platform", *plan_owners()])),  # the platform, each type's owner
         ),
         _spec(
             QUARANTINE,
@@ -50,7 +52,7 @@ def _specs() -> list[dg.AssetSpec]:
         _spec(
             VAULT,
             "Clear PII values by keyed hash (HMAC-SHA256 with CRM_PII_KEY): the only place they live.",
-            owners=("team:legal_privacy",),
+            owners=plan_owners("consent_changed"),  # who answers for personal data
         ),
     ]
 

@@ -7,6 +7,7 @@ from crm_platform.defs.conventions import (
     DAILY,
     markdown_table,
     partition_days,
+    plan_owners,
     table_metadata,
     warehouse_asset,
 )
@@ -20,8 +21,9 @@ from crm_platform.plan.loader import load_plan
 
 # Scored by the scoring layer; read when it exists (until then the score columns are NULL).
 LEAD_SCORES = dg.AssetKey(["ml", "lead_scores"])
-REVENUE = "team:revenue_analytics"
-MARKETING = "team:marketing_analytics"
+# Owners from the tracking plan: the lead lifecycle's team, and the campaigns' team.
+REVENUE = plan_owners("lead_created", "lead_stage_changed", "opportunity_created", "opportunity_closed")
+MARKETING = plan_owners("campaign_touch", "campaign_spend_reported")
 
 
 def _materialize(context: dg.AssetExecutionContext, warehouse: WarehouseResource, name: str, evaluate=None):
@@ -46,7 +48,7 @@ def _materialize(context: dg.AssetExecutionContext, warehouse: WarehouseResource
 
 
 @warehouse_asset(
-    "marts", "lead_latest_state", group="marts", owners=[REVENUE], deps=[EVENTS, IDENTITY_MAP, SUMMARY, LEAD_SCORES],
+    "marts", "lead_latest_state", group="marts", owners=REVENUE, deps=[EVENTS, IDENTITY_MAP, SUMMARY, LEAD_SCORES],
     description="One row per canonical lead: the latest value of every non-PII property of its lead_created and "
                 "lead_updated events from any source (ties at one instant go to the most trusted source; a PII "
                 "property never appears, not even hashed), current stage and when it was entered, creation time, "
@@ -66,7 +68,7 @@ def lead_latest_state(context: dg.AssetExecutionContext, warehouse: WarehouseRes
 
 
 @warehouse_asset(
-    "marts", "funnel_daily", group="marts", owners=[REVENUE], deps=[EVENTS, IDENTITY_MAP, SUMMARY],
+    "marts", "funnel_daily", group="marts", owners=REVENUE, deps=[EVENTS, IDENTITY_MAP, SUMMARY],
     partitions_def=DAILY, backfill_policy=dg.BackfillPolicy.single_run(),
     description="Per day and channel (the lead's first touch, `direct` without one): leads created, entries into "
                 "each stage, opportunities created (one per deal however many systems report it), conversions "
@@ -81,7 +83,7 @@ def funnel_daily(context: dg.AssetExecutionContext, warehouse: WarehouseResource
 
 
 @warehouse_asset(
-    "marts", "stage_durations", group="marts", owners=[REVENUE], deps=[EVENTS, IDENTITY_MAP],
+    "marts", "stage_durations", group="marts", owners=REVENUE, deps=[EVENTS, IDENTITY_MAP],
     description="One row per canonical lead and stage visit, from lead_stage_changed events in time order "
                 "(repeated reports of one move are one visit; the first stage is entered at the lead's creation): "
                 "entered_at, left_at (NULL while current), hours in stage, next stage.",
@@ -91,7 +93,7 @@ def stage_durations(context: dg.AssetExecutionContext, warehouse: WarehouseResou
 
 
 @warehouse_asset(
-    "marts", "cohort_conversion", group="marts", owners=[REVENUE], deps=[EVENTS, IDENTITY_MAP, SUMMARY],
+    "marts", "cohort_conversion", group="marts", owners=REVENUE, deps=[EVENTS, IDENTITY_MAP, SUMMARY],
     description="Monthly creation cohorts by weeks since creation (0 up to the data watermark): leads in the cohort, "
                 "leads observed that long, cumulative converted leads, conversion rate, conversions and revenue.",
 )
@@ -100,7 +102,7 @@ def cohort_conversion(context: dg.AssetExecutionContext, warehouse: WarehouseRes
 
 
 @warehouse_asset(
-    "marts", "campaign_performance", group="marts", owners=[MARKETING], deps=[EVENTS, IDENTITY_MAP, CAMPAIGN_SUMMARY],
+    "marts", "campaign_performance", group="marts", owners=MARKETING, deps=[EVENTS, IDENTITY_MAP, CAMPAIGN_SUMMARY],
     description="One row per campaign, channel and attribution model: touches (anonymous ones included), touches "
                 "linked to leads and the leads reached, current spend, and the model's conversions, revenue, cost "
                 "per conversion and ROAS (attribution.campaign_summary).",

@@ -11,6 +11,7 @@ from crm_platform.defs.conventions import (
     ENGINE,
     layer_policies,
     markdown_table,
+    plan_owners,
     retry_transient,
     table_metadata,
     warehouse_pool,
@@ -24,7 +25,7 @@ from crm_platform.scoring.run import score_leads, train_model
 
 REGISTRY = dg.AssetKey(["ml", "model_registry"])
 SCORES = dg.AssetKey(["ml", "lead_scores"])
-OWNERS = ["team:data_science"]
+OWNERS = plan_owners("model_score_computed")
 
 
 class ScoringRunConfig(dg.Config):
