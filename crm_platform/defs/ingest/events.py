@@ -5,6 +5,7 @@ import dagster as dg
 from crm_platform.defs.conventions import (
     ENGINE,
     check_result,
+    column_schema,
     layer_policies,
     markdown_table,
     plan_owners,
@@ -129,7 +130,10 @@ def event_log(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
         yield dg.MaterializeResult(
             asset_key=VAULT,
             metadata={
+                # No preview: the vault holds clear values. Its columns and counts only.
                 "dagster/row_count": dg.MetadataValue.int(wh.row_count("pii", "vault")),
+                "dagster/column_schema": column_schema(wh.fetch_arrow(f"select * from {wh.table_name('pii', 'vault')} limit 0")),
+                "dagster/table_name": "pii.vault",
                 "values_by_field": dg.MetadataValue.md(markdown_table(checks.vault_by_field(wh))),
             },
         )
