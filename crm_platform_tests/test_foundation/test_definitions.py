@@ -64,3 +64,17 @@ def test_owners_come_from_the_tracking_plan():
     assert graph.get(dg.AssetKey(["identity", "lead_identity_map"])).owners == [owner["lead_merged"]]
     events = graph.get(dg.AssetKey(["core", "events"])).owners
     assert set(events) == {"team:data_platform", *owner.values()} and len(events) == len(set(events))
+
+
+def test_on_clickhouse_only_runs_of_the_same_step_wait_for_each_other():
+    """ClickHouse takes concurrent writers: one pool per step (two runs of one step would build the
+    same tables), not one pool for the whole warehouse."""
+    script = ("from crm_platform.definitions import defs\n"
+              "for a in defs().assets: print(a.op.name, a.op.pool)")
+    p = subprocess.run([sys.executable, "-c", script], env={**os.environ, "CRM_WAREHOUSE": "clickhouse"},
+                       capture_output=True, text=True, timeout=300, check=False)
+    assert p.returncode == 0, p.stderr[-2000:]
+    pools = dict(line.split() for line in p.stdout.splitlines() if line.strip())
+    assert len(pools) > 5 and len(set(pools.values())) == len(pools)
+    assert pools["event_log"] == "warehouse_clickhouse_event_log"
+    assert pools["marts__funnel_daily"] == "warehouse_clickhouse_marts__funnel_daily"
