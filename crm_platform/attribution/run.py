@@ -4,7 +4,8 @@ The engine builds the working tables (touches by canonical lead, conversions, ea
 window) and the rule-based credits; Python fits the data-driven models on aggregates the engine
 reduced (distinct paths, leads by channel set) and hands back per-channel-set shares, which the
 engine turns into credits. Every run rebuilds from `core.events`, so a merge or unmerge in the
-identity graph re-attributes the conversions it touches on the next run.
+identity graph re-attributes the conversions it touches on the next run, and a lead's withdrawn
+or re-granted analytics consent (governance/consent.py) takes it out or brings it back.
 """
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ from crm_platform.attribution.markov import (
 )
 from crm_platform.attribution.models import fit_all
 from crm_platform.attribution.spend import current_spend_sql
+from crm_platform.governance.consent import ConsentConfig, excluded_leads_sql
 from crm_platform.plan.model import TrackingPlan
 from crm_platform.warehouse import Warehouse
 from crm_platform.warehouse.sql_files import load, render
@@ -63,10 +65,15 @@ def channels_of(plan: TrackingPlan, config: AttributionConfig) -> tuple[str, ...
     return tuple(channels)
 
 
-def run_attribution(wh: Warehouse, plan: TrackingPlan, config: AttributionConfig) -> AttributionRun:
+def run_attribution(wh: Warehouse, plan: TrackingPlan, config: AttributionConfig,
+                    consent: ConsentConfig | None = None) -> AttributionRun:
     clock = _Clock()
     channels = channels_of(plan, config)
     params = _parameters(config, channels)
+    # The leads whose current consent keeps them out (governance/consent.yaml): no touch, conversion
+    # or coalition of theirs is counted.
+    excluded, excluded_params = excluded_leads_sql("attribution", consent, events_exist=wh.table_exists("core", "events"))
+    wh.rebuild_table(tables.CONSENT_EXCLUDED, [render(wh, excluded, excluded_params)])
     wh.replace_table(tables.SCHEMA, "channels",
                      pa.table({"channel": list(channels), "bit": [1 << i for i in range(len(channels))]},
                               schema=tables.CHANNELS))
@@ -109,6 +116,7 @@ def run_attribution(wh: Warehouse, plan: TrackingPlan, config: AttributionConfig
     clock.lap("summary")
     counts = dict(zip(("touches", "touches_linked_by_user", "conversions", "conversions_without_touch",
                        "conversion_touches", "credits", "markov_states"), _counts(wh) + [len(chain.states)]))
+    counts["leads_excluded_by_consent"] = _counts_excluded(wh)
     return AttributionRun(summary, campaigns, counts, fitted.removal_effects, clock.seconds)
 
 
@@ -257,6 +265,10 @@ def _counts(wh: Warehouse) -> list[int]:
     n = lambda t, where="": wh.fetchall(f"select count(*) from {wh.table_name(tables.SCHEMA, t)} {where}")[0][0]
     return [n("touches"), n("touches", "where linked_by = 'user_id'"), n("conversions"),
             n("conversion_touches", "where touches = 0"), n("conversion_touches"), n("credits")]
+
+
+def _counts_excluded(wh: Warehouse) -> int:
+    return int(wh.fetchall(f"select count(*) from {wh.table_name(tables.SCHEMA, 'consent_excluded')}")[0][0])
 
 
 class _Clock:

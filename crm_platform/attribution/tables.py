@@ -1,6 +1,6 @@
 """The attribution tables. Outputs: `credits` and `summary` (CONTRACT §6), `campaign_summary`,
 `model_parameters`. Intermediate (rebuilt every run, kept to inspect a result): `channels`,
-`touches`, `conversions`, `conversion_touches`, `null_touches`, `channel_shares`."""
+`consent_excluded`, `touches`, `conversions`, `conversion_touches`, `null_touches`, `channel_shares`."""
 from __future__ import annotations
 
 import pyarrow as pa
@@ -41,6 +41,10 @@ CREDITS = TableDef(SCHEMA, "credits", (
     ("revenue_credit", "double"),
 ), order_by=("model", "conversion_event_id", "touch_occurred_at"), low_cardinality=("model", "channel", "campaign_id"),
     description="One row per (model, conversion, touch) with credit; each model's credits for a conversion sum to 1.")
+
+CONSENT_EXCLUDED = TableDef(SCHEMA, "consent_excluded", (("lead_id", "string"),), order_by=("lead_id",),
+                            description="Canonical leads left out for want of a consent that gates attribution "
+                                        "(crm_platform/governance/consent.yaml), as of this run.")
 
 S, F, I = pa.string(), pa.float64(), pa.int64()
 CHANNELS = pa.schema([("channel", S), ("bit", I)])

@@ -1,6 +1,8 @@
 """Attribution on the generator's data, through ingest and the identity graph: conversions match
 the truth, the data-driven models rank channels by their planted effect far better than
-last-touch, spend matches what was landed, and both engines give the same tables."""
+last-touch, spend matches what was landed, and both engines give the same tables. The truth
+counts every lead, so the models are measured without consent gating (UNGATED); with the platform's
+consent settings, the leads that refused analytics at the cookie banner leave attribution."""
 from __future__ import annotations
 
 import shutil
@@ -14,16 +16,19 @@ from scipy.stats import spearmanr
 
 from crm_platform.attribution.config import MODELS, AttributionConfig
 from crm_platform.attribution.run import run_attribution
+from crm_platform.governance.consent import ConsentConfig, excluded_leads_sql
 from crm_platform.identity.run import run_identity
 from crm_platform.ingest.run import ingest_landing
 from crm_platform.plan.loader import load_plan
 from crm_platform.synth.generate import generate_dataset
 from crm_platform.warehouse import ClickHouseWarehouse, DuckDBWarehouse
+from crm_platform.warehouse.sql_files import render
 from crm_platform_tests.test_ingest.helpers import KEY
 
 NOW = datetime(2026, 7, 1, 2, 0, tzinfo=UTC)
 CONFIG = replace(AttributionConfig.load(), bootstrap=replace(AttributionConfig.load().bootstrap, replicates=50))
 DATABASE = "t_attribution_quality"
+UNGATED = ConsentConfig(())
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +49,11 @@ def runs(generated, tmp_path_factory, clickhouse):
         with wh:
             ingest_landing(wh, root / "landing", plan, KEY)
             run_identity(wh, root / "landing", plan, KEY, now=NOW)
-            out[engine] = run_attribution(wh, plan, CONFIG)
+            out[engine + "/gated"] = run_attribution(wh, plan, replace(CONFIG, bootstrap=replace(CONFIG.bootstrap, replicates=0)))
+            out[engine] = run_attribution(wh, plan, CONFIG, consent=UNGATED)
+            excluded, params = excluded_leads_sql("attribution")
+            sql, params = render(wh, f"SELECT count(*) FROM {{attribution.conversions}} WHERE lead_id IN ({excluded})", params)
+            out[engine + "/excluded_conversions"] = wh.fetchall(sql, params)[0][0]
             if engine == "clickhouse":
                 wh.client.command(f'drop database if exists "{DATABASE}"')
     return out
@@ -107,3 +116,15 @@ def test_both_engines_give_the_same_attribution(runs):
     assert runs["duckdb"].counts == runs["clickhouse"].counts
     assert runs["duckdb"].removal_effects == pytest.approx(runs["clickhouse"].removal_effects, rel=1e-12)
 
+
+
+def test_leads_without_analytics_consent_leave_attribution(runs):
+    for engine in ("duckdb", "clickhouse"):
+        gated, ungated = runs[engine + "/gated"], runs[engine]
+        excluded = runs[engine + "/excluded_conversions"]
+        assert gated.counts["leads_excluded_by_consent"] > 0 and excluded > 0  # refused at the cookie banner
+        assert ungated.counts["leads_excluded_by_consent"] == 0
+        assert gated.counts["conversions"] == ungated.counts["conversions"] - excluded
+        for model, part in gated.summary.groupby("model"):
+            assert part.conversions.sum() == pytest.approx(gated.counts["conversions"]), model
+    assert runs["duckdb/gated"].counts == runs["clickhouse/gated"].counts

@@ -1,7 +1,8 @@
 -- Leads aggregated by the set of channels that touched them (a bit set): how many leads, how many
 -- converted. A converted lead counts with its first conversion's window, an unconverted one with its
 -- null window, a lead never touched with the empty set. Shapley's coalition values and the
--- regression's training rows, at most 2^channels of them.
+-- regression's training rows, at most 2^channels of them. Leads without the consent attribution
+-- needs (consent_excluded) are not counted.
 WITH conversions AS (
     SELECT DISTINCT lead_id, conversion_event_id, conversion_at, channel_set FROM {attribution.conversion_touches}
 ), ordered AS (
@@ -12,7 +13,8 @@ WITH conversions AS (
 ), unconverted AS (
     SELECT lead_id, bit_or(bit) AS channel_set FROM {attribution.null_touches} GROUP BY lead_id
 ), leads AS (
-    SELECT DISTINCT canonical_lead_id AS lead_id FROM {core.events} WHERE canonical_lead_id IS NOT NULL
+    SELECT DISTINCT canonical_lead_id AS lead_id FROM {core.events}
+    WHERE canonical_lead_id IS NOT NULL AND canonical_lead_id NOT IN (SELECT lead_id FROM {attribution.consent_excluded})
     UNION DISTINCT
     SELECT lead_id FROM {attribution.touches}
 )

@@ -2,7 +2,7 @@
 -- change stream, the nightly export), each with its own event and opportunity id: a lead's matching
 -- events closer than $dedupe_seconds to the previous one are one conversion, represented by the
 -- event of the most trusted source (`{source_rank}`, lower is better) and valued by the first
--- source that gives a value.
+-- source that gives a value. Leads without the consent attribution needs (consent_excluded) are left out.
 WITH matching AS (
     SELECT event_id, canonical_lead_id AS lead_id, occurred_at, source,
            attributes ->> 'opportunity_id' AS opportunity_id,
@@ -10,6 +10,7 @@ WITH matching AS (
            {source_rank} AS source_rank
     FROM {core.events}
     WHERE event_type = $event_type AND canonical_lead_id IS NOT NULL AND {where}
+      AND canonical_lead_id NOT IN (SELECT lead_id FROM {attribution.consent_excluded})
 ), gaps AS (
     SELECT *,
            CASE WHEN lag(occurred_at) OVER (PARTITION BY lead_id ORDER BY occurred_at, event_id) IS NULL
