@@ -36,7 +36,7 @@ def leaked_rows(wh: Warehouse, plan: TrackingPlan, config: FeatureConfig, as_of:
                 features: run.FeatureSet | None = None) -> int:
     """Rows of `as_of` that differ from a recomputation on events before as_of (either side)."""
     fs = features or run.FeatureSet.build(plan, config)
-    params = {**run._parameters(plan, config, fs.version, ""), "leak_cutoff": as_of, "batch": [as_of],
+    params = {**run._parameters(plan, config, fs.version, ""), **fs.parameters, "leak_cutoff": as_of, "batch": [as_of],
               "lead_from": 0, "lead_to": 2**62}
     fragments = {**fs.fragments, **run.work_tables("check_"), "events": CUT_EVENTS}
     run.build_inputs(wh, params, fragments, prefix="check_")

@@ -11,6 +11,11 @@ watermark itself. A run computes only what can have changed:
 
 The rest of the table is carried over as it is, and the table is swapped in whole (rebuild_table),
 so a reader never sees half a run. Labels are rebuilt every run: they look ahead by design.
+
+Consent (crm_platform/governance/consent.py): a lead without a consent that gates the features has
+no feature and no label rows, history included, by its consent at the time of the run. Carried
+rows of such a lead are dropped; a lead whose consent is given again (any lead open at a kept
+snapshot without a stored row there) has its rows of the kept snapshots computed again.
 """
 from __future__ import annotations
 
@@ -24,6 +29,7 @@ import pyarrow as pa
 
 from crm_platform.features import definitions as d
 from crm_platform.features.config import WEEKDAYS, FeatureConfig
+from crm_platform.governance.consent import ConsentConfig, excluded_leads_sql
 from crm_platform.identity.reference import MAIL_PROVIDERS
 from crm_platform.plan.model import TrackingPlan
 from crm_platform.warehouse import Warehouse
@@ -60,7 +66,12 @@ INPUTS = (
                                              ("reported_at", T_), ("replaced_at", T_), ("opportunity_amount", "double"),
                                              ("closed_at", T_)), order_by=("lead_id", "reported_at"),
              description="Each report of an opportunity per source system, until the next, with its close."),
+    TableDef(SCHEMA, "consent_excluded", (("lead_id", S_),), order_by=("lead_id",),
+             description="Canonical leads without a consent the features need: no feature or label rows."),
 )
+REFRESH = TableDef(SCHEMA, "consent_refresh", (("lead_id", S_),), order_by=("lead_id",),
+                   description="Leads open at a carried-over snapshot without a stored row there (consent "
+                               "given again): their rows of the carried-over snapshots are computed again.")
 
 
 def work_tables(prefix: str = "") -> dict[str, str]:
@@ -95,6 +106,8 @@ class FeatureRun:
     label_rows: int
     lineage: list[dict]
     seconds: dict[str, float] = field(default_factory=dict)
+    leads_excluded_by_consent: int = 0
+    leads_refreshed: int = 0  # rows of carried-over snapshots computed again (consent given again)
 
 
 @dataclass(frozen=True)
@@ -104,16 +117,20 @@ class FeatureSet:
     table: TableDef
     fragments: dict[str, str]
     version: str
+    parameters: dict = field(default_factory=dict)  # the fragments' own (consent purposes and defaults)
 
     @classmethod
-    def build(cls, plan: TrackingPlan, config: FeatureConfig, extra: tuple[d.Feature, ...] = ()) -> FeatureSet:
+    def build(cls, plan: TrackingPlan, config: FeatureConfig, extra: tuple[d.Feature, ...] = (),
+              consent: ConsentConfig | None = None) -> FeatureSet:
         window = [*d.window_features(plan, config), *extra]
+        excluded, consent_params = excluded_leads_sql("features", consent)
         fragments = {
             "window_features": ",\n           ".join(f"{f.sql} AS {f.name}" for f in window),
             "selected_window_features": ", ".join(f"w.{f.name}" for f in window),
             "attribute_values": d.attribute_reports_sql(),
             "attribute_features": d.attribute_features_sql(),
             "longest_days": str(int(config.longest_window)),
+            "consent_excluded_leads": excluded,
         }
         version = d.version(load(PACKAGE, "lead_features"), window, config)
         columns = [("lead_id", "string"), ("as_of", "timestamp"), ("feature_version", "string"),
@@ -125,7 +142,7 @@ class FeatureSet:
         table = TableDef(SCHEMA, "lead_features", tuple(columns), order_by=("lead_id", "as_of"), partition_by="as_of",
                          low_cardinality=("feature_version", "current_stage", "lead_source"),
                          description="One row per canonical lead and as_of: what was knowable at as_of.")
-        return cls(window, table, fragments, version)
+        return cls(window, table, fragments, version, consent_params)
 
 
 LABELS = TableDef(SCHEMA, "lead_labels", (
@@ -148,7 +165,7 @@ def build_features(wh: Warehouse, plan: TrackingPlan, config: FeatureConfig, *, 
     started = time.perf_counter()
     fs = features or FeatureSet.build(plan, config)
     lversion = label_version(config)
-    params = _parameters(plan, config, fs.version, lversion)
+    params = {**_parameters(plan, config, fs.version, lversion), **fs.parameters}
     fragments = {**fs.fragments, **work_tables(), "events": events}
     watermark, max_ingested = _watermarks(wh, events)
     decisions = _identity_decisions(wh)
@@ -158,16 +175,26 @@ def build_features(wh: Warehouse, plan: TrackingPlan, config: FeatureConfig, *, 
     mode, compute = _to_compute(wh, fs, previous, snapshots, watermark, decisions, events, full)
     seconds = {"plan": round(time.perf_counter() - started, 3)}
 
+    kept = [s for s in snapshots if s not in set(compute)]
+    carry = bool(kept) and wh.table_exists(SCHEMA, "lead_features")
+    refreshed = _consent_refresh(wh, params, fragments, kept if carry else [])
+    refresh_snapshots = kept if refreshed else []
     wh.replace_table(SCHEMA, "snapshots", pa.table({"as_of": compute, "current": [s == watermark for s in compute]},
                                                    schema=SNAPSHOTS))
-    wh.rebuild_table(SPINE, [render(wh, load(PACKAGE, "spine"), params, fragments)])
-    kept = [s for s in snapshots if s not in set(compute)]
+    spine = load(PACKAGE, "spine")
+    refresh_fragments = {**fragments, "snapshots": "{features.refresh_snapshots}",
+                         "lifecycle": "(SELECT * FROM {features.lifecycle} WHERE lead_id IN "
+                                      "(SELECT lead_id FROM {features.consent_refresh}))"}
+    wh.rebuild_table(SPINE, [render(wh, spine, params, fragments)]
+                     + ([render(wh, spine, params, refresh_fragments)] if refreshed else []))
     text = load(PACKAGE, "lead_features")
     selects = [render(wh, text, {**params, "batch": batch, "lead_from": lo, "lead_to": hi}, fragments)
-               for batch, lo, hi in _batches(wh, compute)]
-    if kept and wh.table_exists(SCHEMA, "lead_features"):
+               for batch, lo, hi in _batches(wh, compute + refresh_snapshots)]
+    if carry:
         cols = ", ".join(f'"{c}"' for c in fs.table.column_names)
-        carried = f"SELECT {cols} FROM {wh.table_name(SCHEMA, 'lead_features')} WHERE list_contains($kept, as_of)"
+        carried = (f"SELECT {cols} FROM {wh.table_name(SCHEMA, 'lead_features')} WHERE list_contains($kept, as_of) "
+                   f"AND lead_id NOT IN (SELECT lead_id FROM {wh.table_name(SCHEMA, 'consent_excluded')}) "
+                   f"AND lead_id NOT IN (SELECT lead_id FROM {wh.table_name(SCHEMA, 'consent_refresh')})")
         selects.insert(0, (carried, {"kept": kept}))
     rows = wh.rebuild_table(fs.table, selects)
     seconds["features"] = round(time.perf_counter() - started - sum(seconds.values()), 3)
@@ -182,8 +209,26 @@ def build_features(wh: Warehouse, plan: TrackingPlan, config: FeatureConfig, *, 
     seconds["labels"] = round(time.perf_counter() - started - sum(seconds.values()), 3)
     _record_run(wh, now or datetime.now(UTC).replace(tzinfo=None), fs.version, lversion, max_ingested, decisions, watermark, mode,
                 len(compute), rows, label_rows)
+    excluded = int(wh.fetchall(f"SELECT count(*) FROM {wh.table_name(SCHEMA, 'consent_excluded')}")[0][0])
     return FeatureRun(fs.version, lversion, mode, watermark, snapshots, compute, rows, label_rows,
-                      d.lineage(fs.window), seconds)
+                      d.lineage(fs.window), seconds, excluded, refreshed)
+
+
+def _consent_refresh(wh: Warehouse, params: dict, fragments: dict, kept: list[datetime]) -> int:
+    """features.consent_refresh: the leads open at a kept snapshot (consent allowing) without a
+    stored row there, typically those whose consent was given again since the last run; how many."""
+    wh.replace_table(SCHEMA, "refresh_snapshots", pa.table({"as_of": kept, "current": [False] * len(kept)},
+                                                           schema=SNAPSHOTS))
+    if not kept:
+        wh.rebuild_table(REFRESH, [("SELECT lead_id FROM (SELECT CAST(NULL AS VARCHAR) AS lead_id) AS n WHERE 1 = 0", {})])
+        return 0
+    spine_sql, spine_params = render(wh, load(PACKAGE, "spine"), params,
+                                     {**fragments, "snapshots": "{features.refresh_snapshots}"})
+    stored = wh.table_name(SCHEMA, "lead_features")
+    sql = (f"SELECT DISTINCT s.lead_id AS lead_id FROM ({spine_sql}) AS s "
+           f"LEFT JOIN (SELECT lead_id AS f_lead, as_of AS f_as_of FROM {stored} WHERE list_contains($kept, as_of)) AS f "
+           f"ON f.f_lead = s.lead_id AND f.f_as_of = s.as_of WHERE f.f_lead IS NULL")
+    return wh.rebuild_table(REFRESH, [(sql, {**spine_params, "kept": kept})])
 
 
 def _batches(wh: Warehouse, compute: list[datetime]) -> list[tuple[list[datetime], int, int]]:
