@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from crm_platform.governance.consent import ConsentConfig, excluded_leads_sql
 from crm_platform.scoring.config import Split
 from crm_platform.warehouse import Warehouse
 from crm_platform.warehouse.sql_files import load, render
@@ -53,16 +54,25 @@ class Columns:
         return {"numeric": list(self.numeric), "categorical": list(self.categorical)}
 
 
-def read_training_rows(wh: Warehouse) -> pa.Table | None:
+def consent_excluded(wh: Warehouse, consent: ConsentConfig | None = None) -> tuple[dict, dict]:
+    """The `{consent_excluded}` fragment (leads without a consent that gates scoring, by their
+    current consent: governance/consent.yaml) and its parameters."""
+    sql, params = excluded_leads_sql("scoring", consent, events_exist=wh.table_exists("core", "events"))
+    return {"consent_excluded": sql}, params
+
+
+def read_training_rows(wh: Warehouse, consent: ConsentConfig | None = None) -> pa.Table | None:
     if not (wh.table_exists("features", "lead_features") and wh.table_exists("features", "lead_labels")):
         return None
-    return wh.fetch_arrow(*render(wh, load(PACKAGE, "training_rows")))
+    fragments, params = consent_excluded(wh, consent)
+    return wh.fetch_arrow(*render(wh, load(PACKAGE, "training_rows"), params, fragments))
 
 
-def read_current_rows(wh: Warehouse) -> pa.Table | None:
+def read_current_rows(wh: Warehouse, consent: ConsentConfig | None = None) -> pa.Table | None:
     if not wh.table_exists("features", "lead_features"):
         return None
-    return wh.fetch_arrow(*render(wh, load(PACKAGE, "current_rows")))
+    fragments, params = consent_excluded(wh, consent)
+    return wh.fetch_arrow(*render(wh, load(PACKAGE, "current_rows"), params, fragments))
 
 
 def to_frame(table: pa.Table, columns: Columns) -> pd.DataFrame:

@@ -12,6 +12,9 @@ at the latest as_of into `ml.lead_scores` and as `model_score_computed` events.
   scores land as an event file under `landing/events/ml/` and are ingested at once, as identity
   decisions are. Event ids derive from (model, as_of, lead, score), and `occurred_at` is the as_of,
   so a rerun lands the same bytes, which add nothing.
+- Consent (governance/consent.yaml): leads without a consent that gates scoring (profiling, by
+  default) are neither learnt from nor scored, and their earlier rows leave `ml.lead_scores` when a
+  batch is written; no `model_score_computed` event is written for them.
 """
 from __future__ import annotations
 
@@ -28,6 +31,7 @@ import pandas as pd
 import pyarrow as pa
 from threadpoolctl import threadpool_limits
 
+from crm_platform.governance.consent import ConsentConfig
 from crm_platform.ingest.event_files import FileOutcome
 from crm_platform.ingest.landing import PLATFORM_WRITTEN
 from crm_platform.ingest.run import ingest_landing
@@ -92,12 +96,12 @@ def _single(frame: pd.DataFrame, column: str) -> str:
 
 
 def train_model(wh: Warehouse, data_dir: Path, config: ScoringConfig | None = None,
-                now: datetime | None = None) -> TrainingRun:
+                now: datetime | None = None, consent: ConsentConfig | None = None) -> TrainingRun:
     config = config or ScoringConfig.load()
     started = time.perf_counter()
     with wh.exclusive("scoring"):
         current = reg.current(wh)
-        table = ds.read_training_rows(wh)
+        table = ds.read_training_rows(wh, consent)
         if table is None or table.num_rows == 0:
             return TrainingRun("insufficient_data", "no labelled rows yet: features.lead_labels is missing or empty "
                                "(a label exists once its window has ended)", current=current)
@@ -220,7 +224,8 @@ def tiers(scores: np.ndarray, cuts: tuple[float, ...]) -> np.ndarray:
 
 
 def score_leads(wh: Warehouse, data_dir: Path, plan: TrackingPlan, pii_key: bytes,
-                config: ScoringConfig | None = None, now: datetime | None = None) -> ScoringRun:
+                config: ScoringConfig | None = None, now: datetime | None = None,
+                consent: ConsentConfig | None = None) -> ScoringRun:
     config = config or ScoringConfig.load()
     started = time.perf_counter()
     landing_dir = data_dir / "landing"
@@ -229,7 +234,7 @@ def score_leads(wh: Warehouse, data_dir: Path, plan: TrackingPlan, pii_key: byte
         if entry is None:
             return ScoringRun("no_model", "no promoted model in ml.model_registry: materialize ml/model_registry first")
         model = reg.load_artifact(data_dir, entry)
-        table = ds.read_current_rows(wh)
+        table = ds.read_current_rows(wh, consent)
         if table is None or table.num_rows == 0:
             return ScoringRun("nothing_to_score", "features.lead_features has no open lead at its latest as_of",
                               entry.model_version)
@@ -248,7 +253,7 @@ def score_leads(wh: Warehouse, data_dir: Path, plan: TrackingPlan, pii_key: byte
         out = pd.DataFrame({"lead_id": frame.lead_id, "model_version": entry.model_version, "as_of": frame.as_of,
                             "score": scores, "tier": tiers(scores, config.tiers), "scored_at": scored_at,
                             "top_features": top})
-        write_scores(wh, out, entry.model_version, as_of)
+        write_scores(wh, out, entry.model_version, as_of, consent)
         seconds["write"] = round(time.perf_counter() - started - sum(seconds.values()), 3)
         path = write_score_events(landing_dir, out)
         outcomes = ingest_landing(wh, landing_dir, plan, pii_key, only=[path])
@@ -260,13 +265,16 @@ def score_leads(wh: Warehouse, data_dir: Path, plan: TrackingPlan, pii_key: byte
                           seconds)
 
 
-def write_scores(wh: Warehouse, scores: pd.DataFrame, version: str, as_of: datetime) -> int:
-    """Replace the (model_version, as_of) batch in ml.lead_scores, built in the engine and swapped in."""
+def write_scores(wh: Warehouse, scores: pd.DataFrame, version: str, as_of: datetime,
+                 consent: ConsentConfig | None = None) -> int:
+    """Replace the (model_version, as_of) batch in ml.lead_scores, built in the engine and swapped in;
+    earlier rows of leads whose consent no longer allows scoring are dropped."""
     batch = pa.Table.from_pandas(scores[list(BATCH.names)], schema=BATCH, preserve_index=False)
     wh.replace_table(reg.SCHEMA, "lead_scores_batch", batch)
-    params = {"model_version": version, "as_of": as_of}
+    fragments, params = ds.consent_excluded(wh, consent)
+    params = {**params, "model_version": version, "as_of": as_of}
     name = "merge_scores" if wh.table_exists(reg.SCHEMA, LEAD_SCORES.name) else "first_scores"
-    return wh.rebuild_table(LEAD_SCORES, [render(wh, load(ds.PACKAGE, name), params)])
+    return wh.rebuild_table(LEAD_SCORES, [render(wh, load(ds.PACKAGE, name), params, fragments)])
 
 
 def event_ids(scores: pd.DataFrame) -> list[str]:
