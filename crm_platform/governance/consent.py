@@ -20,7 +20,9 @@ from typing import Any
 
 import yaml
 
-from crm_platform.warehouse.sql_files import load
+from crm_platform.warehouse import Warehouse
+from crm_platform.warehouse.sql_files import load, render
+from crm_platform.warehouse.tables import TableDef
 
 PACKAGE = "crm_platform.governance"
 DEFAULT_PATH = Path(__file__).with_name("consent.yaml")
@@ -28,6 +30,12 @@ LAYERS = ("attribution", "features", "scoring")
 DEFAULTS = {"granted": True, "denied": False}
 # An empty lead set, for a warehouse without core.events yet (tables written straight in tests).
 NO_LEADS = "SELECT CAST(NULL AS VARCHAR) AS lead_id WHERE 1 = 0"
+CONSENT_STATE = TableDef("governance", "consent_state", (
+    ("lead_id", "string"), ("purpose", "string"), ("granted", "boolean"), ("decided_by", "string"),
+    ("decided_at", "timestamp"), ("consent_event_id", "string"),
+), order_by=("lead_id", "purpose"), low_cardinality=("purpose", "decided_by"),
+    description="Each canonical lead's current consent per purpose: its latest consent_changed (on the lead, "
+                "or on the user_id that names only it), else the purpose's default (decided_by = default).")
 
 
 @dataclass(frozen=True)
@@ -121,3 +129,24 @@ def excluded_leads_sql(layer: str, config: ConsentConfig | None = None, *,
         return NO_LEADS, {}
     state, params = consent_state_sql(config, gating)
     return f"SELECT DISTINCT lead_id FROM ({state}) AS consent WHERE NOT granted", params
+
+
+def build_consent_state(wh: Warehouse, config: ConsentConfig | None = None) -> dict[str, dict[str, int]]:
+    """governance.consent_state rebuilt from core.events; per purpose, how many leads are granted and
+    denied, and how many of them by default."""
+    config = config or ConsentConfig.load()
+    if not wh.table_exists("core", "events"):
+        empty = ("SELECT CAST(NULL AS VARCHAR) AS lead_id, CAST(NULL AS VARCHAR) AS purpose, TRUE AS granted, "
+                 "CAST(NULL AS VARCHAR) AS decided_by, CAST(NULL AS TIMESTAMP) AS decided_at, "
+                 "CAST(NULL AS VARCHAR) AS consent_event_id WHERE 1 = 0")
+        wh.rebuild_table(CONSENT_STATE, [(empty, {})])
+    else:
+        wh.rebuild_table(CONSENT_STATE, [render(wh, *consent_state_sql(config))])
+    rows = wh.fetchall(f"SELECT purpose, granted, decided_by = 'default', count(*) FROM {wh.table_name('governance', 'consent_state')} "
+                       "GROUP BY 1, 2, 3")
+    out = {p.name: {"granted": 0, "denied": 0, "by_default": 0} for p in config.purposes}
+    for purpose, granted, by_default, n in rows:
+        entry = out.setdefault(purpose, {"granted": 0, "denied": 0, "by_default": 0})
+        entry["granted" if granted else "denied"] += int(n)
+        entry["by_default"] += int(n) if by_default else 0
+    return out
