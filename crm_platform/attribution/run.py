@@ -77,7 +77,8 @@ def run_attribution(wh: Warehouse, plan: TrackingPlan, config: AttributionConfig
     wh.replace_table(tables.SCHEMA, "channels",
                      pa.table({"channel": list(channels), "bit": [1 << i for i in range(len(channels))]},
                               schema=tables.CHANNELS))
-    fragments = {"source_rank": _source_rank(config, params), "where": _where(config, params)}
+    fragments = {"source_rank": _source_rank(config, params), "where": _where(config, params),
+                 "consent_excluded": f"SELECT lead_id FROM {{{tables.SCHEMA}.consent_excluded}}"}
     for table in (tables.TOUCHES, tables.CONVERSIONS, tables.CONVERSION_TOUCHES, tables.NULL_TOUCHES):
         wh.rebuild_table(table, [render(wh, load(PACKAGE, table.name), params, fragments)])
     clock.lap("windows")

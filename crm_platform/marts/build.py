@@ -16,6 +16,7 @@ from datetime import UTC, date, datetime
 
 from crm_platform.attribution.config import MODELS, AttributionConfig
 from crm_platform.attribution.spend import current_spend_sql
+from crm_platform.governance.consent import NO_LEADS
 from crm_platform.marts import tables
 from crm_platform.plan.model import TrackingPlan
 from crm_platform.warehouse import Warehouse
@@ -104,7 +105,8 @@ class _Builder:
             "all_campaigns": True, "campaigns": [], "excluded_campaigns": [],
         }
         self.missing: list[str] = []
-        self.fragments: dict[str, str] = {"source_rank": self._source_rank()}
+        # attribution/sql/touches.sql's lead exclusion: the marts are not gated by consent (governance/consent.yaml).
+        self.fragments: dict[str, str] = {"source_rank": self._source_rank(), "consent_excluded": NO_LEADS}
 
     # -- pieces -------------------------------------------------------------------------------
     def _source_rank(self) -> str:

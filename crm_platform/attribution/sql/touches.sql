@@ -1,7 +1,8 @@
 -- Each campaign touch with the canonical lead it belongs to. Anonymous touches (a browser's user_id
 -- only) join their lead through the user's other events, when those name exactly one lead; a shared
--- browser (one user_id, several leads) stays unattributed rather than guessed. Leads without the
--- consent attribution needs (consent_excluded) are left out, their anonymous touches too.
+-- browser (one user_id, several leads) stays unattributed rather than guessed. The excluded leads
+-- (consent_excluded: for attribution, those without the consent it needs) are left out, their
+-- anonymous touches too.
 WITH user_leads AS (
     SELECT user_id, min(canonical_lead_id) AS lead_id
     FROM {core.events}
@@ -22,7 +23,7 @@ WITH user_leads AS (
 SELECT event_id AS touch_event_id, lead_id, linked_by, channel, campaign_id, occurred_at AS touch_occurred_at
 FROM touches
 WHERE lead_id IS NOT NULL
-  AND lead_id NOT IN (SELECT lead_id FROM {attribution.consent_excluded})
+  AND lead_id NOT IN ({consent_excluded})
   AND list_contains($channels, channel)
   AND ($all_campaigns OR list_contains($campaigns, coalesce(campaign_id, '')))
   AND NOT list_contains($excluded_campaigns, coalesce(campaign_id, ''))

@@ -61,6 +61,8 @@ def lead_features(context: dg.AssetExecutionContext, config: FeatureRunConfig, w
             "mode": run.mode,
             "snapshots": len(run.snapshots),
             "snapshots_computed": len(run.computed),
+            "leads_excluded_by_consent": run.leads_excluded_by_consent,
+            "leads_recomputed_after_consent": run.leads_refreshed,
             "watermark": str(run.watermark),
             "lineage": dg.MetadataValue.md(markdown_table(lineage, max_cell=90)),
             "seconds": dg.MetadataValue.json(run.seconds),
