@@ -63,6 +63,17 @@ class Warehouse(ABC):
         map), where it differs; other rows are left as they are. Atomic for readers of the table."""
 
     @abstractmethod
+    def delete_rows(self, schema: str, table: str, where_sql: str,
+                    params: Sequence[Any] | Mapping[str, Any] | None = None) -> int:
+        """Delete the rows of `schema.table` for which `where_sql` (a DuckDB-dialect predicate with `?`
+        or `$name` parameters; it may read other tables) holds, and return how many. DuckDB: one
+        statement, part of an open `transaction()`. ClickHouse: a synchronous mutation (`ALTER TABLE
+        ... DELETE`, `mutations_sync = 2`) that rewrites the parts holding matching rows, so the data
+        is physically gone when it returns (a lightweight `DELETE FROM` only masks rows until a merge);
+        its count is taken just before, exact when no other writer adds matching rows meanwhile
+        (hold `exclusive()`)."""
+
+    @abstractmethod
     def table_exists(self, schema: str, table: str) -> bool: ...
 
     @abstractmethod

@@ -29,11 +29,21 @@ def _json_scalar(generator, node: exp.JSONExtractScalar) -> str:
 _BASE_SCALAR = ClickHouse.Generator.TRANSFORMS[exp.JSONExtractScalar]
 
 
+def _regexp_extract_all(generator, node: exp.RegexpExtractAll) -> str:
+    """regexp_extract_all(s, pattern): every match of the whole pattern, as ClickHouse's extractAll
+    (SQLGlot writes REGEXP_EXTRACT_ALL, which ClickHouse 26 does not have)."""
+    group = node.args.get("group")
+    if group is not None and not (isinstance(group, exp.Literal) and group.name == "0"):
+        raise UntranslatableSQL("regexp_extract_all with a capture group has no ClickHouse equivalent here")
+    return f"extractAll({generator.sql(node, 'this')}, {generator.sql(node, 'expression')})"
+
+
 class _ClickHouse(ClickHouse):
     """ClickHouse, with DuckDB's meaning where the two differ and SQLGlot keeps the letter."""
 
     class Generator(ClickHouse.Generator):
-        TRANSFORMS = {**ClickHouse.Generator.TRANSFORMS, exp.JSONExtractScalar: _json_scalar}
+        TRANSFORMS = {**ClickHouse.Generator.TRANSFORMS, exp.JSONExtractScalar: _json_scalar,
+                      exp.RegexpExtractAll: _regexp_extract_all}
 
 
 def literal(value: Any) -> exp.Expression:

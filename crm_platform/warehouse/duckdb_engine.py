@@ -176,6 +176,12 @@ class DuckDBWarehouse(Warehouse):
             finally:
                 self.con.unregister("_mapping")
 
+    def delete_rows(self, schema: str, table: str, where_sql: str,
+                    params: Sequence[Any] | Mapping[str, Any] | None = None) -> int:
+        (deleted,) = self.con.execute(f"delete from {self.table_name(schema, table)} where {where_sql}",
+                                      params or []).fetchone()
+        return int(deleted)
+
     def table_exists(self, schema: str, table: str) -> bool:
         return bool(self.fetchall(
             "select 1 from information_schema.tables where table_schema = ? and table_name = ?", [schema, table]))
