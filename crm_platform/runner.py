@@ -5,6 +5,7 @@ This is the command line's use of Dagster (like cli.py), not domain logic: it kn
 """
 from __future__ import annotations
 
+import fcntl
 import os
 import tempfile
 import time
@@ -31,6 +32,7 @@ def dagster_instance() -> Iterator[dg.DagsterInstance]:
     """$DAGSTER_HOME's instance when set (runs then show in the UI); otherwise a temporary one
     configured by the project's dagster.yaml, as `dagster dev` does."""
     if os.environ.get("DAGSTER_HOME"):
+        _initialize_storage_once(Path(os.environ["DAGSTER_HOME"]))
         with dg.DagsterInstance.get() as instance:
             yield instance
         return
@@ -38,6 +40,20 @@ def dagster_instance() -> Iterator[dg.DagsterInstance]:
     with tempfile.TemporaryDirectory(prefix="crm-platform-dagster-") as home:
         with dg.DagsterInstance.from_ref(InstanceRef.from_dir(home, config_dir=str(config_dir or home))) as instance:
             yield instance
+
+
+def _initialize_storage_once(home: Path) -> None:
+    """Open the instance under a file lock first: processes creating a fresh $DAGSTER_HOME's SQLite
+    storage together race on its schema migrations and can leave it unusable
+    (dagster-io/dagster#27390). Once the storage exists, opening it is cheap and safe."""
+    home.mkdir(parents=True, exist_ok=True)
+    with open(home / ".crm-platform-init.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            with dg.DagsterInstance.get() as instance:
+                instance.get_runs(limit=1)  # creates the run, event log and schedule storages
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def load_definitions() -> dg.Definitions:
@@ -52,7 +68,9 @@ def _root_cause(err) -> str:
         return "failed"
     while err.cause is not None:
         err = err.cause
-    return (err.message.strip().splitlines() or ["failed"])[-1]
+    # The first line says what went wrong; engines append the query and a caret line under it.
+    lines = [line.strip() for line in err.message.strip().splitlines()]
+    return next((line for line in lines if line.strip("^~ ")), "failed")
 
 
 def _progress(echo: Callable[[str], None]) -> Callable[[dg.EventLogEntry], None]:
