@@ -309,6 +309,28 @@ def test_the_pii_key_never_shows_in_the_api(raw, world):
     assert values[("warehouse", "pii_key")] == {"key": "pii_key", "value": "CRM_PII_KEY", "type": "ENV_VAR"}
 
 
+def test_no_clear_pii_shows_in_run_metadata_or_logs(raw, world, monkeypatch):
+    """Every identifying clear value of the vault (e-mails, phones, addresses) is absent from what the UI
+    serves (asset metadata) and from every event of every run in the instance (logs included)."""
+    import dagster as dg
+    import duckdb
+
+    with duckdb.connect(str(world.data_dir / "warehouse.duckdb"), read_only=True) as con:
+        # Identifying values: e-mails, phones, street addresses (a last name alone is also a company's word).
+        values = {v for (v,) in con.execute(
+            "select distinct value from pii.vault where field in "
+            "('attributes.email', 'attributes.phone', 'attributes.street', 'context.ip')").fetchall() if v and len(v) >= 6}
+    assert len(values) > 100  # the world has real PII to leak
+    monkeypatch.setenv("DAGSTER_HOME", str(world.dagster_home))
+    with dg.DagsterInstance.get() as instance:
+        runs = instance.get_runs()
+        assert runs
+        logs = "\n".join(str(entry) for run in runs for entry in instance.all_logs(run.run_id))
+    for name, text in (("the GraphQL API", raw), ("the run logs", logs)):
+        leaked = sorted(v for v in values if v in text)
+        assert not leaked, f"{len(leaked)} clear PII values in {name}, e.g. {leaked[:1]}"
+
+
 def _chromium() -> str:
     """Debian's chromium, installed here when missing (as .ci/run does): `pip install -e '.[test]' &&
     pytest` alone must run this test on a machine that has only Python and Debian's packages."""
