@@ -78,7 +78,8 @@ def run_attribution(wh: Warehouse, plan: TrackingPlan, config: AttributionConfig
                      pa.table({"channel": list(channels), "bit": [1 << i for i in range(len(channels))]},
                               schema=tables.CHANNELS))
     fragments = {"source_rank": _source_rank(config, params), "where": _where(config, params),
-                 "consent_excluded": f"SELECT lead_id FROM {{{tables.SCHEMA}.consent_excluded}}"}
+                 "consent_excluded": f"SELECT lead_id FROM {{{tables.SCHEMA}.consent_excluded}}",
+                 "user_leads": load(PACKAGE, "user_leads")}
     for table in (tables.TOUCHES, tables.CONVERSIONS, tables.CONVERSION_TOUCHES, tables.NULL_TOUCHES):
         wh.rebuild_table(table, [render(wh, load(PACKAGE, table.name), params, fragments)])
     clock.lap("windows")

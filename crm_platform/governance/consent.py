@@ -116,7 +116,9 @@ def consent_state_sql(config: ConsentConfig, purposes: tuple[Purpose, ...] | Non
         params[f"consent_default_{i}"] = p.granted_by_default
         rows.append(f"SELECT $consent_purpose_{i} AS purpose, $consent_default_{i} AS granted_by_default")
     table = " UNION ALL ".join(rows) or "SELECT CAST(NULL AS VARCHAR) AS purpose, TRUE AS granted_by_default WHERE 1 = 0"
-    return load(PACKAGE, "consent_state").replace("{purposes}", table).rstrip().rstrip(";"), params
+    # The user_id -> lead link is attribution's own text: a consent binds the lead a touch would.
+    text = load(PACKAGE, "consent_state").replace("{user_leads}", load("crm_platform.attribution", "user_leads"))
+    return text.replace("{purposes}", table).rstrip().rstrip(";"), params
 
 
 def excluded_leads_sql(layer: str, config: ConsentConfig | None = None, *,

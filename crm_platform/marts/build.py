@@ -106,7 +106,8 @@ class _Builder:
         }
         self.missing: list[str] = []
         # attribution/sql/touches.sql's lead exclusion: the marts are not gated by consent (governance/consent.yaml).
-        self.fragments: dict[str, str] = {"source_rank": self._source_rank(), "consent_excluded": NO_LEADS}
+        self.fragments: dict[str, str] = {"source_rank": self._source_rank(), "consent_excluded": NO_LEADS,
+                                          "user_leads": load("crm_platform.attribution", "user_leads")}
 
     # -- pieces -------------------------------------------------------------------------------
     def _source_rank(self) -> str:

@@ -3,12 +3,7 @@
 -- browser (one user_id, several leads) stays unattributed rather than guessed. The excluded leads
 -- (consent_excluded: for attribution, those without the consent it needs) are left out, their
 -- anonymous touches too.
-WITH user_leads AS (
-    SELECT user_id, min(canonical_lead_id) AS lead_id
-    FROM {core.events}
-    WHERE user_id IS NOT NULL AND canonical_lead_id IS NOT NULL
-    GROUP BY user_id
-    HAVING count(DISTINCT canonical_lead_id) = 1
+WITH user_leads AS ({user_leads}
 ), touches AS (
     SELECT t.event_id,
            coalesce(t.canonical_lead_id, u.lead_id) AS lead_id,

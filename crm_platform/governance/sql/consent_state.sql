@@ -2,12 +2,7 @@
 -- latest consent_changed event for the purpose (by occurred_at, ties by event_id), given on the
 -- lead or on a browser's user_id when that user_id names exactly one lead (attribution's link for
 -- anonymous touches; a shared browser's consent binds no lead). No event: the purpose's default.
-WITH user_leads AS (
-    SELECT user_id, min(canonical_lead_id) AS lead_id
-    FROM {core.events}
-    WHERE user_id IS NOT NULL AND canonical_lead_id IS NOT NULL
-    GROUP BY user_id
-    HAVING count(DISTINCT canonical_lead_id) = 1
+WITH user_leads AS ({user_leads}
 ), decisions AS (
     SELECT coalesce(e.canonical_lead_id, u.lead_id) AS lead_id,
            e.attributes ->> 'purpose' AS purpose,
