@@ -77,6 +77,11 @@ class Warehouse(ABC):
     def table_exists(self, schema: str, table: str) -> bool: ...
 
     @abstractmethod
+    def list_tables(self) -> dict[tuple[str, str], list[tuple[str, str]]]:
+        """Every table the warehouse holds, (schema, table) -> its (column, engine type) in order:
+        for sweeps that must reach every table, including ones a later layer adds."""
+
+    @abstractmethod
     def ensure_table(self, table: TableDef) -> None:
         """Create the table (and its schema) if it does not exist yet."""
 

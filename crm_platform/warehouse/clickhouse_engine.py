@@ -208,6 +208,17 @@ class ClickHouseWarehouse(Warehouse):
         return bool(self.client.query("select 1 from system.tables where database = {db:String} and name = {t:String}",
                                       parameters={"db": self.database, "t": f"{schema}__{table}"}).result_rows)
 
+    def list_tables(self) -> dict[tuple[str, str], list[tuple[str, str]]]:
+        tables: dict[tuple[str, str], list[tuple[str, str]]] = {}
+        for name, column, kind in self.client.query(
+                "select c.table, c.name, c.type from system.columns c join system.tables t "
+                "on t.database = c.database and t.name = c.table where c.database = {db:String} "
+                "and t.engine like '%MergeTree' and position(c.table, '__') > 0 order by c.table, c.position",
+                parameters={"db": self.database}).result_rows:
+            schema, table = name.split("__", 1)
+            tables.setdefault((schema, table), []).append((column, kind))
+        return tables
+
     def ensure_table(self, table: TableDef) -> None:
         self.client.command(table.clickhouse_ddl(self.database))
 

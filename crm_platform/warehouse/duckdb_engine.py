@@ -186,6 +186,16 @@ class DuckDBWarehouse(Warehouse):
         return bool(self.fetchall(
             "select 1 from information_schema.tables where table_schema = ? and table_name = ?", [schema, table]))
 
+    def list_tables(self) -> dict[tuple[str, str], list[tuple[str, str]]]:
+        tables: dict[tuple[str, str], list[tuple[str, str]]] = {}
+        for schema, table, column, kind in self.fetchall(
+                "select c.table_schema, c.table_name, c.column_name, c.data_type from information_schema.columns c "
+                "join information_schema.tables t using (table_catalog, table_schema, table_name) "
+                "where t.table_type = 'BASE TABLE' and c.table_catalog = current_database() "
+                "order by c.table_schema, c.table_name, c.ordinal_position"):
+            tables.setdefault((schema, table), []).append((column, kind))
+        return tables
+
     def ensure_table(self, table: TableDef) -> None:
         self.con.execute(f'create schema if not exists "{table.schema}"')
         self.con.execute(table.duckdb_ddl())
