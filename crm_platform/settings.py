@@ -23,11 +23,17 @@ class Settings:
     data_dir: Path
     warehouse: str
     duckdb_path: Path
+    # The PII vault's own DuckDB file (CRM_PII_DUCKDB_PATH), attached as catalog `pii`; None: the
+    # `pii` schema of the main file.
+    duckdb_pii_path: Path | None
     clickhouse_host: str
     clickhouse_port: int
     clickhouse_user: str
     clickhouse_password: str
     clickhouse_database: str
+    # The ClickHouse database of the `pii` tables (CLICKHOUSE_PII_DATABASE, default
+    # `<CLICKHOUSE_DATABASE>_pii`): grants keep analysts out of it.
+    clickhouse_pii_database: str
     clickhouse_secure: bool
     pii_key_is_default: bool
     _pii_key: str
@@ -43,15 +49,24 @@ class Settings:
         if not port.isdigit():
             raise ValueError(f"CLICKHOUSE_PORT={port!r}: expected a port number")
         key = env.get("CRM_PII_KEY") or ""
+        database = env.get("CLICKHOUSE_DATABASE") or "crm"
+        pii_database = env.get("CLICKHOUSE_PII_DATABASE") or f"{database}_pii"
+        if pii_database == database:
+            raise ValueError(f"CLICKHOUSE_PII_DATABASE={pii_database!r} is CLICKHOUSE_DATABASE: the vault needs a "
+                             "database of its own")
+        duckdb_path = Path(env.get("CRM_DUCKDB_PATH") or data_dir / "warehouse.duckdb")
+        pii_path = Path(env["CRM_PII_DUCKDB_PATH"]) if env.get("CRM_PII_DUCKDB_PATH") else None
         return cls(
             data_dir=data_dir,
             warehouse=warehouse,
-            duckdb_path=Path(env.get("CRM_DUCKDB_PATH") or data_dir / "warehouse.duckdb"),
+            duckdb_path=duckdb_path,
+            duckdb_pii_path=pii_path,
             clickhouse_host=env.get("CLICKHOUSE_HOST") or "localhost",
             clickhouse_port=int(port),
             clickhouse_user=env.get("CLICKHOUSE_USER") or "default",
             clickhouse_password=env.get("CLICKHOUSE_PASSWORD") or "",
-            clickhouse_database=env.get("CLICKHOUSE_DATABASE") or "crm",
+            clickhouse_database=database,
+            clickhouse_pii_database=pii_database,
             clickhouse_secure=(env.get("CLICKHOUSE_SECURE") or "false").strip().lower() in ("1", "true", "yes"),
             pii_key_is_default=not key,
             _pii_key=key or DEVELOPMENT_PII_KEY,
@@ -73,5 +88,7 @@ class Settings:
 
     def __repr__(self) -> str:  # keep secrets out of logs and tracebacks
         return (f"Settings(data_dir={str(self.data_dir)!r}, warehouse={self.warehouse!r}, "
-                f"duckdb_path={str(self.duckdb_path)!r}, clickhouse={self.clickhouse_host}:{self.clickhouse_port}/"
-                f"{self.clickhouse_database})")
+                f"duckdb_path={str(self.duckdb_path)!r}, duckdb_pii_path="
+                f"{str(self.duckdb_pii_path) if self.duckdb_pii_path else None!r}, "
+                f"clickhouse={self.clickhouse_host}:{self.clickhouse_port}/{self.clickhouse_database}"
+                f"+{self.clickhouse_pii_database})")

@@ -45,5 +45,6 @@ def engine(request, data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> str:
         yield request.param
         with ClickHouseWarehouse(port=server.port, database=database) as wh:
             wh.client.command(f'drop database if exists "{database}"')
+            wh.client.command(f'drop database if exists "{wh.pii_database}"')
     else:
         yield request.param

@@ -20,8 +20,10 @@ ENV_FIELDS = {
     "clickhouse_user": "CLICKHOUSE_USER",
     "clickhouse_password": "CLICKHOUSE_PASSWORD",
     "clickhouse_database": "CLICKHOUSE_DATABASE",
+    "clickhouse_pii_database": "CLICKHOUSE_PII_DATABASE",
     "clickhouse_secure": "CLICKHOUSE_SECURE",
     "pii_key": "CRM_PII_KEY",
+    "pii_duckdb_path": "CRM_PII_DUCKDB_PATH",
 }
 
 
@@ -39,8 +41,10 @@ class WarehouseResource(dg.ConfigurableResource):
     clickhouse_user: Optional[str] = None
     clickhouse_password: Optional[str] = None
     clickhouse_database: Optional[str] = None
+    clickhouse_pii_database: Optional[str] = None
     clickhouse_secure: Optional[str] = None
     pii_key: Optional[str] = None
+    pii_duckdb_path: Optional[str] = None
 
     def settings(self) -> Settings:
         configured = {var: getattr(self, field) for field, var in ENV_FIELDS.items() if getattr(self, field)}

@@ -88,6 +88,13 @@ class Warehouse(ABC):
     @abstractmethod
     def close(self) -> None: ...
 
+    @property
+    def pii_separate(self) -> bool:
+        """The `pii` tables are in a store of their own that no transaction writes together with the
+        other tables (DuckDB with CRM_PII_DUCKDB_PATH): a writer changing both commits each side in a
+        transaction of its own, the pii side first. (ClickHouse has no transactions to share.)"""
+        return False
+
     @contextmanager
     def exclusive(self, name: str) -> Iterator[None]:
         """Hold the writer lock `name` (across processes) for the block. DuckDB needs none: one

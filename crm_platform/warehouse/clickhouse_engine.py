@@ -1,7 +1,10 @@
 """ClickHouse over HTTP(S) with clickhouse-connect: the warehouse for volumes one machine cannot hold.
 
 SQL arrives in DuckDB's dialect and runs transpiled (`dialect.to_clickhouse`). Tables live in
-`CLICKHOUSE_DATABASE` as `<schema>__<table>` MergeTrees (DDL in `tables.py`). ClickHouse has no
+`CLICKHOUSE_DATABASE` as `<schema>__<table>` MergeTrees (DDL in `tables.py`), but for the clear PII:
+the `pii` schema's tables are in a database of their own, `CLICKHOUSE_PII_DATABASE` (default
+`<CLICKHOUSE_DATABASE>_pii`), under their own names (`crm_pii.vault`), so that grants can give
+analysts the one and not the other. ClickHouse has no
 multi-statement transactions: whole-table writes are build-then-swap (`EXCHANGE TABLES`, atomic in
 an Atomic database), and writers that must not interleave take `exclusive(name)`, a lock made of a
 table that only one creator can create.
@@ -23,7 +26,7 @@ import pyarrow as pa
 from crm_platform.warehouse.base import Warehouse
 from crm_platform.warehouse.dialect import to_clickhouse
 from crm_platform.warehouse.errors import WarehouseUnavailable
-from crm_platform.warehouse.tables import TableDef
+from crm_platform.warehouse.tables import PII_SCHEMA, TableDef
 
 LOCK_TIMEOUT_S = 1800.0
 # What DuckDB-dialect SQL means, on ClickHouse: UTC, NULL (not a default value) for the missing side
@@ -49,14 +52,18 @@ class ClickHouseWarehouse(Warehouse):
     engine = "clickhouse"
 
     def __init__(self, host: str = "localhost", port: int = 8123, user: str = "default", password: str = "",
-                 database: str = "crm", secure: bool = False, lock_timeout_s: float = LOCK_TIMEOUT_S):
+                 database: str = "crm", secure: bool = False, lock_timeout_s: float = LOCK_TIMEOUT_S,
+                 pii_database: str | None = None):
         self.host, self.port, self.user, self.database, self.secure = host, port, user, database, secure
+        self.pii_database = pii_database or f"{database}_pii"
+        if self.pii_database == database:
+            raise ValueError(f"the PII database {self.pii_database!r} must not be the main database")
         self._password = password
         self.lock_timeout_s = lock_timeout_s
         self._client = None
 
     def __repr__(self) -> str:  # never the password
-        return f"ClickHouseWarehouse({self.user}@{self.host}:{self.port}/{self.database})"
+        return f"ClickHouseWarehouse({self.user}@{self.host}:{self.port}/{self.database}+{self.pii_database})"
 
     @property
     def client(self):
@@ -72,11 +79,20 @@ class ClickHouseWarehouse(Warehouse):
                                    "Check CLICKHOUSE_HOST, CLICKHOUSE_PORT, CLICKHOUSE_USER, CLICKHOUSE_PASSWORD "
                                    "and CLICKHOUSE_SECURE.") from e
             # Atomic: EXCHANGE TABLES needs it (and some servers default to another engine).
-            self._client.command(f'create database if not exists "{self.database}" engine = Atomic')
+            for database in (self.database, self.pii_database):
+                self._client.command(f'create database if not exists "{database}" engine = Atomic')
         return self._client
 
+    def located(self, schema: str, table: str) -> tuple[str, str]:
+        """(database, table) of a contract table: `pii` tables in the PII database under their own
+        name, every other one as `<schema>__<table>` in the main database."""
+        if schema == PII_SCHEMA:
+            return self.pii_database, table
+        return self.database, f"{schema}__{table}"
+
     def table_name(self, schema: str, table: str) -> str:
-        return f'"{self.database}"."{schema}__{table}"'
+        database, name = self.located(schema, table)
+        return f'"{database}"."{name}"'
 
     def execute(self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None) -> None:
         self.client.command(to_clickhouse(sql, params))
@@ -100,7 +116,8 @@ class ClickHouseWarehouse(Warehouse):
         if not data.num_rows:
             return
         settings = {"insert_deduplication_token": dedup_token} if dedup_token else None
-        self.client.insert_arrow(f"{schema}__{table}", data, database=self.database, settings=settings)
+        database, name = self.located(schema, table)
+        self.client.insert_arrow(name, data, database=database, settings=settings)
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -126,7 +143,7 @@ class ClickHouseWarehouse(Warehouse):
         name, build_name = self.table_name(table.schema, table.name), self.table_name(build.schema, build.name)
         cols = ", ".join(f'"{c}"' for c in table.column_names)
         self.client.command(f"drop table if exists {build_name}")
-        self.client.command(build.clickhouse_ddl(self.database))
+        self.client.command(build.clickhouse_ddl(self.database, self.pii_database))
         try:
             for sql, params in selects:
                 self.client.command(f"insert into {build_name} ({cols}) {to_clickhouse(sql, dict(params))}",
@@ -148,15 +165,16 @@ class ClickHouseWarehouse(Warehouse):
         if table.partition_granularity != "day":
             raise ValueError(f"{table.schema}.{table.name} is not partitioned by day: replace_range needs day partitions")
         self.ensure_table(table)
+        database, stored = self.located(table.schema, table.name)
         table.require_columns([c for (c,) in self.client.query(
             "select name from system.columns where database = {db:String} and table = {t:String} order by position",
-            parameters={"db": self.database, "t": f"{table.schema}__{table.name}"}).result_rows])
+            parameters={"db": database, "t": stored}).result_rows])
         build = replace(table, name=table.name + "__range")
         name, build_name = self.table_name(table.schema, table.name), self.table_name(build.schema, build.name)
         cols, day = ", ".join(f'"{c}"' for c in table.column_names), f'"{table.partition_by}"'
         in_range = {"range_start": start, "range_end": end}
         self.client.command(f"drop table if exists {build_name}")
-        self.client.command(build.clickhouse_ddl(self.database))
+        self.client.command(build.clickhouse_ddl(self.database, self.pii_database))
         try:
             for sql, params in selects:
                 self.client.command(f"insert into {build_name} ({cols}) " + to_clickhouse(
@@ -181,11 +199,12 @@ class ClickHouseWarehouse(Warehouse):
         """A synchronous mutation reading the map through a Join table (joinGet): one pass over the
         parts that hold mapped keys, visible at once when it finishes."""
         join = self.table_name(schema, f"{table}__map_{column}")
+        join_db, join_name = self.located(schema, f"{table}__map_{column}")
         self.client.command(f"drop table if exists {join}")
         self.client.command(f"create table {join} (key String, value Nullable(String)) engine = Join(ANY, LEFT, key)")
         try:
             self.insert_arrow(schema, f"{table}__map_{column}", mapping.select(["key", "value"]))
-            lookup = f"joinGet('{self.database}.{schema}__{table}__map_{column}', 'value', assumeNotNull(\"{key}\"))"
+            lookup = f"joinGet('{join_db}.{join_name}', 'value', assumeNotNull(\"{key}\"))"
             self.client.command(
                 f'alter table {self.table_name(schema, table)} update "{column}" = {lookup} '
                 f'where "{key}" in (select key from {join}) and "{column}" is distinct from {lookup}',
@@ -205,8 +224,9 @@ class ClickHouseWarehouse(Warehouse):
         return int(deleted)
 
     def table_exists(self, schema: str, table: str) -> bool:
+        database, name = self.located(schema, table)
         return bool(self.client.query("select 1 from system.tables where database = {db:String} and name = {t:String}",
-                                      parameters={"db": self.database, "t": f"{schema}__{table}"}).result_rows)
+                                      parameters={"db": database, "t": name}).result_rows)
 
     def list_tables(self) -> dict[tuple[str, str], list[tuple[str, str]]]:
         tables: dict[tuple[str, str], list[tuple[str, str]]] = {}
@@ -217,10 +237,17 @@ class ClickHouseWarehouse(Warehouse):
                 parameters={"db": self.database}).result_rows:
             schema, table = name.split("__", 1)
             tables.setdefault((schema, table), []).append((column, kind))
+        # The PII database's tables are the `pii` schema's, under their own names.
+        for name, column, kind in self.client.query(
+                "select c.table, c.name, c.type from system.columns c join system.tables t "
+                "on t.database = c.database and t.name = c.table where c.database = {db:String} "
+                "and t.engine like '%MergeTree' order by c.table, c.position",
+                parameters={"db": self.pii_database}).result_rows:
+            tables.setdefault((PII_SCHEMA, name), []).append((column, kind))
         return tables
 
     def ensure_table(self, table: TableDef) -> None:
-        self.client.command(table.clickhouse_ddl(self.database))
+        self.client.command(table.clickhouse_ddl(self.database, self.pii_database))
 
     @contextmanager
     def exclusive(self, name: str) -> Iterator[None]:
@@ -253,9 +280,9 @@ class ClickHouseWarehouse(Warehouse):
             self.client.command(f"drop table if exists {lock}")
 
     def _lock_holder(self, lock: str) -> str | None:
-        schema_table = lock.split(".", 1)[1].strip('"')
+        database, name = (part.strip('"') for part in lock.split(".", 1))
         rows = self.client.query("select comment from system.tables where database = {db:String} and name = {t:String}",
-                                 parameters={"db": self.database, "t": schema_table}).result_rows
+                                 parameters={"db": database, "t": name}).result_rows
         return rows[0][0] if rows else None
 
     def close(self) -> None:

@@ -1,4 +1,13 @@
-"""DuckDB: one file, one writing process (runs are serialized by a Dagster pool, see dagster.yaml)."""
+"""DuckDB: one file, one writing process (runs are serialized by a Dagster pool, see dagster.yaml).
+
+The clear PII (the `pii` schema) is a schema of that file, or, with `pii_path` (CRM_PII_DUCKDB_PATH),
+a file of its own, ATTACHed as the catalog `pii`: `"pii"."vault"` then names the table `vault` of
+that file's default schema, so every SQL text reads the same in both layouts. The main file must
+then have no `pii` schema (DuckDB refuses the name as ambiguous), and a transaction writes one
+file only (DuckDB: "a single transaction can only write to a single attached database"), so
+writers that change both (the ingest, retention) commit the pii side in a transaction of its own
+(`pii_separate`).
+"""
 from __future__ import annotations
 
 import os
@@ -15,7 +24,7 @@ import pyarrow as pa
 
 from crm_platform.warehouse.base import Warehouse
 from crm_platform.warehouse.errors import WarehouseUnavailable
-from crm_platform.warehouse.tables import TableDef
+from crm_platform.warehouse.tables import PII_SCHEMA, TableDef
 
 # How long a run waits for another process's lock on the DuckDB file before it gives up.
 LOCK_TIMEOUT_S = 1800.0
@@ -31,11 +40,19 @@ def memory_limit() -> str:
 class DuckDBWarehouse(Warehouse):
     engine = "duckdb"
 
-    def __init__(self, path: Path | str, read_only: bool = False, lock_timeout_s: float = LOCK_TIMEOUT_S):
+    def __init__(self, path: Path | str, read_only: bool = False, lock_timeout_s: float = LOCK_TIMEOUT_S,
+                 pii_path: Path | str | None = None):
         self.path = Path(path)
         self.read_only = read_only
         self.lock_timeout_s = lock_timeout_s
+        # The vault's own file; None (or the main file itself): the main file's `pii` schema.
+        self.pii_path = Path(pii_path) if pii_path and Path(pii_path).absolute() != self.path.absolute() else None
         self._con: duckdb.DuckDBPyConnection | None = None
+
+    @property
+    def pii_separate(self) -> bool:
+        """The `pii` tables are in a file of their own: a transaction writes either them or the rest."""
+        return self.pii_path is not None
 
     @property
     def con(self) -> duckdb.DuckDBPyConnection:
@@ -61,6 +78,11 @@ class DuckDBWarehouse(Warehouse):
             try:
                 con = duckdb.connect(str(self.path), read_only=self.read_only, config=self._config())
                 con.execute("set enable_progress_bar = false")  # runs log; a bar on stdout is noise
+                try:
+                    self._attach_pii(con)
+                except BaseException:
+                    con.close()
+                    raise
                 return con
             except duckdb.IOException as e:
                 if "lock" not in str(e).lower():
@@ -72,6 +94,48 @@ class DuckDBWarehouse(Warehouse):
                         "close it and retry.") from e
                 time.sleep(pause)
                 pause = min(pause * 2, 1.0)
+
+    def _attach_pii(self, con: duckdb.DuckDBPyConnection) -> None:
+        """ATTACH the vault's own file as catalog `pii` (created 0600 if new). Refused when the main
+        file still holds a `pii` schema with tables (a warehouse made in the one-file layout: move its
+        pii tables first), or is itself named so that its catalog is `pii`."""
+        if self.pii_path is None:
+            return
+        (main,) = con.execute("select current_database()").fetchone()
+        if main == PII_SCHEMA:
+            raise ValueError(f"the DuckDB warehouse file {self.path} is named like the vault's catalog ({PII_SCHEMA!r}): "
+                             "rename it to use CRM_PII_DUCKDB_PATH")
+        tables = con.execute("select count(*) from information_schema.tables where table_catalog = current_database() "
+                             "and table_schema = ?", [PII_SCHEMA]).fetchone()[0]
+        if tables:
+            raise ValueError(
+                f"CRM_PII_DUCKDB_PATH is set ({self.pii_path}) but the warehouse {self.path} still holds {tables} table(s) "
+                f"in its {PII_SCHEMA!r} schema: copy them into the vault file (ATTACH it, CREATE TABLE pii_file.<t> AS "
+                f"SELECT * FROM main_file.pii.<t>), drop the schema, then connect again; or unset CRM_PII_DUCKDB_PATH")
+        if con.execute("select count(*) from information_schema.schemata where catalog_name = current_database() "
+                       "and schema_name = ?", [PII_SCHEMA]).fetchone()[0]:
+            if self.read_only:
+                raise ValueError(f"the warehouse {self.path} has an (empty) {PII_SCHEMA!r} schema, which hides the "
+                                 "vault file: open it writable once to drop it")
+            con.execute(f'drop schema "{PII_SCHEMA}"')
+        new = not self.pii_path.exists()
+        if new and not self.read_only:
+            self.pii_path.parent.mkdir(parents=True, exist_ok=True)
+        path = str(self.pii_path).replace("'", "''")
+        con.execute(f"attach '{path}' as \"{PII_SCHEMA}\"" + (" (read_only)" if self.read_only else ""))
+        if new and self.pii_path.exists():
+            os.chmod(self.pii_path, 0o600)  # the owner only, whatever the umask (README, "the PII vault")
+
+    def _create_schema(self, schema: str) -> None:
+        # The vault's own file needs none: its tables are in its default schema.
+        if not (schema == PII_SCHEMA and self.pii_separate):
+            self.con.execute(f'create schema if not exists "{schema}"')
+
+    def _located(self, schema: str) -> tuple[str, str]:
+        """(catalog, schema) of a contract schema in information_schema ('' for the main file's)."""
+        if schema == PII_SCHEMA and self.pii_separate:
+            return PII_SCHEMA, "main"
+        return "", schema
 
     def table_name(self, schema: str, table: str) -> str:
         return f'"{schema}"."{table}"'
@@ -114,7 +178,7 @@ class DuckDBWarehouse(Warehouse):
     def replace_table(self, schema: str, table: str, data: pa.Table) -> int:
         # CREATE OR REPLACE inside one transaction: readers see the old table or the new one, never half.
         with self.transaction():
-            self.con.execute(f'create schema if not exists "{schema}"')
+            self._create_schema(schema)
             self.con.register("_replacement", data)
             try:
                 self.con.execute(f"create or replace table {self.table_name(schema, table)} as select * from _replacement")
@@ -129,7 +193,7 @@ class DuckDBWarehouse(Warehouse):
         build = replace(table, name=table.name + "__build")
         target, built = self.table_name(table.schema, table.name), self.table_name(build.schema, build.name)
         cols = ", ".join(f'"{c}"' for c in table.column_names)
-        self.con.execute(f'create schema if not exists "{table.schema}"')
+        self._create_schema(table.schema)
         self.con.execute(f"drop table if exists {built}")
         self.con.execute(build.duckdb_ddl())
         try:
@@ -149,9 +213,11 @@ class DuckDBWarehouse(Warehouse):
         target, day, cols = self.table_name(table.schema, table.name), f'"{table.partition_by}"', \
             ", ".join(f'"{c}"' for c in table.column_names)
         self.ensure_table(table)
+        catalog, schema = self._located(table.schema)
         table.require_columns([c for (c,) in self.fetchall(
-            "select column_name from information_schema.columns where table_schema = ? and table_name = ? "
-            "order by ordinal_position", [table.schema, table.name])])
+            "select column_name from information_schema.columns where table_catalog = coalesce(nullif(?, ''), "
+            "current_database()) and table_schema = ? and table_name = ? order by ordinal_position",
+            [catalog, schema, table.name])])
         written = 0
         with self.transaction():
             self.con.execute(f"delete from {target} where {day} >= $start and {day} < $end", {"start": start, "end": end})
@@ -183,6 +249,10 @@ class DuckDBWarehouse(Warehouse):
         return int(deleted)
 
     def table_exists(self, schema: str, table: str) -> bool:
+        catalog, schema = self._located(schema)
+        if catalog:
+            return bool(self.fetchall("select 1 from information_schema.tables where table_catalog = ? "
+                                      "and table_schema = ? and table_name = ?", [catalog, schema, table]))
         return bool(self.fetchall(
             "select 1 from information_schema.tables where table_schema = ? and table_name = ?", [schema, table]))
 
@@ -194,10 +264,17 @@ class DuckDBWarehouse(Warehouse):
                 "where t.table_type = 'BASE TABLE' and c.table_catalog = current_database() "
                 "order by c.table_schema, c.table_name, c.ordinal_position"):
             tables.setdefault((schema, table), []).append((column, kind))
+        if self.pii_separate:  # the vault file's tables are the `pii` schema's
+            for table, column, kind in self.fetchall(
+                    "select c.table_name, c.column_name, c.data_type from information_schema.columns c "
+                    "join information_schema.tables t using (table_catalog, table_schema, table_name) "
+                    "where t.table_type = 'BASE TABLE' and c.table_catalog = ? and c.table_schema = 'main' "
+                    "order by c.table_name, c.ordinal_position", [PII_SCHEMA]):
+                tables.setdefault((PII_SCHEMA, table), []).append((column, kind))
         return tables
 
     def ensure_table(self, table: TableDef) -> None:
-        self.con.execute(f'create schema if not exists "{table.schema}"')
+        self._create_schema(table.schema)
         self.con.execute(table.duckdb_ddl())
 
     def close(self) -> None:

@@ -4,12 +4,17 @@ Column types are logical (`string`, `timestamp`, `json`, ...). Physical layout (
 order) is declared here once and rendered per engine: DuckDB has no table partitions (rows keep their
 landing order, and row-group zone maps prune by date), ClickHouse gets a MergeTree with
 `PARTITION BY` month of `partition_by` and `ORDER BY` the sort key. ClickHouse names a table
-`<schema>__<table>` inside its database (CONTRACT §6).
+`<schema>__<table>` inside its database (CONTRACT §6), but for the `pii` schema: the clear values
+live apart (their own database in ClickHouse, their own schema or file in DuckDB; README, "the PII
+vault"), so that grants and file permissions can keep everyone else out.
 """
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+# The schema of the clear PII (the vault and everything else that holds clear values).
+PII_SCHEMA = "pii"
 
 DUCKDB_TYPES = {
     "string": "VARCHAR", "timestamp": "TIMESTAMP", "date": "DATE", "bigint": "BIGINT", "integer": "INTEGER",
@@ -55,10 +60,14 @@ class TableDef:
             raise ValueError(f"{self.schema}.{self.name} has the columns {list(present)}, its definition "
                              f"{list(self.column_names)}: drop the table and materialize all its partitions again")
 
-    def clickhouse_name(self, database: str) -> str:
+    def clickhouse_name(self, database: str, pii_database: str | None = None) -> str:
+        """`"database"."schema__table"`; a table of the `pii` schema, given `pii_database` (the
+        vault's own database), is `"pii_database"."table"`."""
+        if self.schema == PII_SCHEMA and pii_database:
+            return f'"{pii_database}"."{self.name}"'
         return f'"{database}"."{self.schema}__{self.name}"'
 
-    def clickhouse_ddl(self, database: str) -> str:
+    def clickhouse_ddl(self, database: str, pii_database: str | None = None) -> str:
         """A MergeTree: every column Nullable but arrays (ClickHouse has no NULL array), sorted by
         `order_by` (NULLs allowed in the key), partitioned by month of `partition_by`."""
         def column(c: str, t: str) -> str:
@@ -68,7 +77,7 @@ class TableDef:
                 ch = f"LowCardinality({ch})"
             return f'"{c}" {ch}' + (" CODEC(ZSTD(1))" if c in self.zstd else "")
         order = ", ".join(f'"{c}"' for c in self.order_by)
-        return (f"create table if not exists {self.clickhouse_name(database)} "
+        return (f"create table if not exists {self.clickhouse_name(database, pii_database)} "
                 f"({', '.join(column(c, t) for c, t in self.columns)}) engine = "
                 + (f'ReplacingMergeTree("{self.replacing}")' if self.replacing else "MergeTree")
                 + (f' partition by {self.clickhouse_partition_key}' if self.partition_by else "")
