@@ -16,8 +16,10 @@ One run at time `now` (naive UTC):
 
 Order makes a crash harmless: the vault first (its candidates are read from the expiring rows), then
 payloads, quarantine and events; a run cut short is finished by the next one. DuckDB does it all in
-one transaction; ClickHouse, which has none, under the ingest writer lock (no file is published
-meanwhile, so no new reference to a hash about to go appears), with synchronous mutations.
+one transaction, or, with the vault in a file of its own (CRM_PII_DUCKDB_PATH: a transaction writes
+one file), in two: vault and payloads, then quarantine, events and the log; ClickHouse, which has
+none, under the ingest writer lock (no file is published meanwhile, so no new reference to a hash
+about to go appears), with synchronous mutations.
 
 Every run writes governance.deletion_log: one row per (table, event type or vault field) with the
 rows deleted, the cutoff and the plan version: counts only, never an id, a hash or a value. A
@@ -132,7 +134,10 @@ def enforce_retention(wh: Warehouse, plan: TrackingPlan, now: datetime, run_id: 
                      "event_type": event_type, "field": field, "retention_days": days, "cutoff": cutoff,
                      "rows_deleted": int(n)})
 
-    with wh.exclusive(LOCK), (wh.transaction() if wh.engine == "duckdb" else nullcontext()):
+    one = wh.engine == "duckdb" and not wh.pii_separate  # one transaction for everything
+    each = wh.engine == "duckdb" and wh.pii_separate  # one for the pii side, then one for the rest
+
+    with wh.exclusive(LOCK), (wh.transaction() if one else nullcontext()):
         planned = list(cutoffs)
         in_plan = ", ".join(f"$planned_{i}" for i in range(len(planned))) or "NULL"
         unplanned = dict(wh.fetchall(
@@ -146,41 +151,45 @@ def enforce_retention(wh: Warehouse, plan: TrackingPlan, now: datetime, run_id: 
             f"SELECT count(*) FROM {t('core', 'quarantine')} WHERE {expired_quarantine}",
             _used(expired_quarantine, params))[0][0]
 
-        # 1. Vault entries referenced only by rows that expire (read before those rows go).
+        # 1. Vault entries referenced only by rows that expire (read before those rows go), and
+        # 2a. the clear payloads of the quarantined records that expire: the pii side, first.
         vault_fields: dict[str, int] = {}
-        if sum(expiring.values()) or quarantine_expiring:
-            going = (f"pii_hash IN (SELECT h FROM ({_references(wh, expired_event, expired_quarantine)}) AS r "
-                     "WHERE stays = 0)")
-            vault_fields = dict(wh.fetchall(
-                f"SELECT field, count(*) FROM {t('pii', 'vault')} WHERE {going} GROUP BY field", _used(going, params)))
-            if vault_fields:
-                deleted = wh.delete_rows("pii", "vault", going, _used(going, params))
-                _same("pii.vault", deleted, sum(vault_fields.values()))
+        payloads = 0
+        q_params = _used(expired_quarantine, params)
+        with wh.transaction() if each else nullcontext():
+            if sum(expiring.values()) or quarantine_expiring:
+                going = (f"pii_hash IN (SELECT h FROM ({_references(wh, expired_event, expired_quarantine)}) AS r "
+                         "WHERE stays = 0)")
+                vault_fields = dict(wh.fetchall(
+                    f"SELECT field, count(*) FROM {t('pii', 'vault')} WHERE {going} GROUP BY field", _used(going, params)))
+                if vault_fields:
+                    deleted = wh.delete_rows("pii", "vault", going, _used(going, params))
+                    _same("pii.vault", deleted, sum(vault_fields.values()))
+            if quarantine_expiring:
+                payloads = wh.delete_rows(
+                    "pii", "quarantine_payloads",
+                    f"(source_file, source_line, sha256) IN (SELECT source_file, source_line, sha256 "
+                    f"FROM {t('core', 'quarantine')} WHERE {expired_quarantine})", q_params)
         for field in sorted(vault_fields, key=str) or [None]:
             logged("pii.vault", vault_fields.get(field, 0), field=field)
 
-        # 2. Quarantined records and their clear payloads.
-        payloads = 0
-        if quarantine_expiring:
-            q_params = _used(expired_quarantine, params)
-            payloads = wh.delete_rows(
-                "pii", "quarantine_payloads",
-                f"(source_file, source_line, sha256) IN (SELECT source_file, source_line, sha256 "
-                f"FROM {t('core', 'quarantine')} WHERE {expired_quarantine})", q_params)
-            _same("core.quarantine", wh.delete_rows("core", "quarantine", expired_quarantine, q_params),
-                  quarantine_expiring)
-        logged("pii.quarantine_payloads", payloads, days=q_days, cutoff=q_cutoff)
-        logged("core.quarantine", quarantine_expiring, days=q_days, cutoff=q_cutoff)
+        with wh.transaction() if each else nullcontext():
+            # 2b. Quarantined records.
+            if quarantine_expiring:
+                _same("core.quarantine", wh.delete_rows("core", "quarantine", expired_quarantine, q_params),
+                      quarantine_expiring)
+            logged("pii.quarantine_payloads", payloads, days=q_days, cutoff=q_cutoff)
+            logged("core.quarantine", quarantine_expiring, days=q_days, cutoff=q_cutoff)
 
-        # 3. Events, last.
-        if sum(expiring.values()):
-            _same("core.events", wh.delete_rows("core", "events", expired_event, _used(expired_event, params)),
-                  sum(expiring.values()))
-        for event_type, (days, cutoff) in cutoffs.items():
-            logged("core.events", expiring.get(event_type, 0), event_type=event_type, days=days, cutoff=cutoff)
+            # 3. Events, last.
+            if sum(expiring.values()):
+                _same("core.events", wh.delete_rows("core", "events", expired_event, _used(expired_event, params)),
+                      sum(expiring.values()))
+            for event_type, (days, cutoff) in cutoffs.items():
+                logged("core.events", expiring.get(event_type, 0), event_type=event_type, days=days, cutoff=cutoff)
 
-        table = pa.Table.from_pylist(rows, schema=_log_schema())
-        wh.insert_arrow("governance", "deletion_log", table, dedup_token=f"retention-{run_id}-{now.isoformat()}")
+            table = pa.Table.from_pylist(rows, schema=_log_schema())
+            wh.insert_arrow("governance", "deletion_log", table, dedup_token=f"retention-{run_id}-{now.isoformat()}")
     for event_type, n in unplanned.items():
         log.warning("retention: %d events of type %r, which the tracking plan does not have, are kept (no retention "
                     "is known for them)", n, event_type)

@@ -158,6 +158,7 @@ class GroupIngest:
         try:
             with self.wh.transaction():
                 yield
+            self.target.committed()
         except BaseException:
             self.fast.hasher.forget()
             self.fast.diverted.take()
@@ -235,7 +236,7 @@ class GroupIngest:
         wh.con.register("ingest_diverted", diverted)
         try:
             wh.execute(f"""
-                insert into {t('pii', 'quarantine_payloads')} ({', '.join(PII_QUARANTINE_PAYLOADS.column_names)})
+                insert into {self.target.written(wh, 'pii', 'quarantine_payloads')} ({', '.join(PII_QUARANTINE_PAYLOADS.column_names)})
                 select {_FILE}, {_line(self.sub_bits)}, $shas[{_FILE_IDX} + 1], {STRIP_LINE_END_SQL}
                 from ingest_diverted semi join (select line_no from ingest_exact where not ok) using (line_no)
                 order by line_no""", _only(params, ("files", "shas")))
@@ -290,7 +291,7 @@ class GroupIngest:
             con.unregister("ingest_vault_pairs")
         self.target.mirror_vault(self.wh.fetch_arrow("select distinct hash from ingest_pairs").column(0))
         con.execute(f"""
-            insert into {t('pii', 'vault')} ({', '.join(PII_VAULT.column_names)})
+            insert into {self.target.written(self.wh, 'pii', 'vault')} ({', '.join(PII_VAULT.column_names)})
             select hash, min(field), min(value), $ingested_at from ingest_pairs v
             where not exists (select 1 from {t('pii', 'vault')} x where x.pii_hash = v.hash)
             group by hash""", {"ingested_at": params["ingested_at"]})

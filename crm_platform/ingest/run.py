@@ -10,7 +10,7 @@ from pathlib import Path
 from crm_platform.ingest.event_files import FileOutcome, ensure_ingest_tables
 from crm_platform.ingest.landing import LandedFile, list_event_files
 from crm_platform.ingest.source_files import SourceIngest, list_source_files
-from crm_platform.ingest.targets import InPlace, Published, recover
+from crm_platform.ingest.targets import InPlace, Published, SeparateVault, recover
 from crm_platform.plan.model import TrackingPlan
 from crm_platform.sources.mapping import SourceMapping, load_mappings
 from crm_platform.warehouse import DuckDBWarehouse, Warehouse
@@ -57,6 +57,9 @@ def ingest_landing(wh: Warehouse, landing_dir: Path, plan: TrackingPlan, pii_key
     with wh.exclusive("ingest"):
         ensure_ingest_tables(wh)
         if isinstance(wh, DuckDBWarehouse):
+            if wh.pii_separate:  # the vault in its own file: its side commits first (targets.SeparateVault)
+                recover(wh)
+                return _ingest(wh, SeparateVault(wh), wh, landing_dir, plan, pii_key, on_file, mappings, only)
             return _ingest(wh, InPlace(), wh, landing_dir, plan, pii_key, on_file, mappings, only)
         recover(wh)
         with tempfile.TemporaryDirectory(prefix="crm-ingest-") as tmp, DuckDBWarehouse(Path(tmp) / "scratch.duckdb") as scratch:

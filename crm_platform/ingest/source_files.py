@@ -246,20 +246,21 @@ class SourceIngest(GroupIngest):
                    $ingested_at, $plan_version, $shas[{_FILE_IDX} + 1]
             from ingest_unreadable order by line_no""", group)
         self.wh.execute(f"""
-            insert into {t('pii', 'quarantine_payloads')} ({', '.join(PII_QUARANTINE_PAYLOADS.column_names)})
+            insert into {self.target.written(self.wh, 'pii', 'quarantine_payloads')} ({', '.join(PII_QUARANTINE_PAYLOADS.column_names)})
             select $files[{_FILE_IDX} + 1], {_RECORD}, $shas[{_FILE_IDX} + 1], coalesce(c.raw, '')
             from ingest_changes c join ingest_unreadable u on u.line_no = c.rec order by c.rec""",
                         _only(params, ("files", "shas")))
 
     def _update_state(self, compiler: ChangeCompiler, mapping: SourceMapping, params: dict) -> None:
-        t = self.wh.table_name
+        states = self.target.written(self.wh, "pii", "source_records")
         self.wh.execute(f"create or replace temp table ingest_new_state as "
                         f"{compiler.new_state('select * from ingest_change_rows')}")
         where = (f"source_system = {_quote(mapping.source_system)} and source_object = {_quote(mapping.object)}")
-        self.wh.execute(f"delete from {t('pii', 'source_records')} where {where} "
+        # (In a staging table, targets.SeparateVault, there is nothing to delete: it replaces them once the group is in.)
+        self.wh.execute(f"delete from {states} where {where} "
                         "and source_id in (select source_id from ingest_new_state)")
         self.wh.execute(f"""
-            insert into {t('pii', 'source_records')} ({', '.join(SOURCE_RECORDS.column_names)})
+            insert into {states} ({', '.join(SOURCE_RECORDS.column_names)})
             select {_quote(mapping.source_system)}, {_quote(mapping.object)}, source_id, lead_id, position_a, position_b,
                    state, deleted, $files[file_idx + 1], $ingested_at
             from ingest_new_state""", _only(params, ("files", "ingested_at")))
