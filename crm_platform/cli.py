@@ -51,6 +51,31 @@ def materialize(selection: str | None, partition: str | None) -> None:
 
 
 @main.command()
+@click.option("--email", default=None, help="The address of the person to forget.")
+@click.option("--lead-id", default=None, help="Or one of their lead ids (any record's, or the canonical one).")
+@click.option("--reference", default=None, help="The request's id in the privacy team's tool, kept in the report.")
+@click.option("--no-refresh", is_flag=True, help="Erase only; leave the layers' refresh to the eager sensor and the night.")
+def erase(email: str | None, lead_id: str | None, reference: str | None, no_refresh: bool) -> None:
+    """Forget a person: their vault entries, events, identity records, features and scores, everywhere;
+    then rebuild what depended on them. The report (governance.erasure_report) never names them."""
+    from crm_platform.defs.governance.erasure import DEPENDENTS
+    from crm_platform.governance.erasure import request_erasure
+    from crm_platform.runner import materialize_assets
+    from crm_platform.warehouse import open_warehouse
+
+    if not (email or lead_id):
+        raise click.UsageError("give --email or --lead-id")
+    with open_warehouse(Settings.from_env()) as wh:
+        request_id = request_erasure(wh, email=email, lead_id=lead_id, reference=reference)
+    click.echo(f"erasure request {request_id} queued")  # never the identifier itself
+    if not materialize_assets(selection="key:governance/erasure_report", partition=None, echo=click.echo):
+        sys.exit(1)
+    if not no_refresh and not materialize_assets(selection=DEPENDENTS, partition=None, echo=click.echo):
+        sys.exit(1)
+    click.echo(f"erasure request {request_id} done: see governance.erasure_report")
+
+
+@main.command()
 def demo() -> None:
     """Fill data/landing with a sample when it is empty, materialize every asset, print a summary."""
     from crm_platform.marts.demo_summary import demo_summary

@@ -98,7 +98,7 @@ def expired_events_predicate(cutoffs: dict[str, tuple[int, datetime]]) -> tuple[
     return "(" + (" OR ".join(terms) or "false") + ")", params
 
 
-def _references(wh: Warehouse, expired_event: str, expired_quarantine: str) -> str:
+def hash_references(wh: Warehouse, expired_event: str, expired_quarantine: str) -> str:
     """(h, stays): every hash the events and quarantined records reference, with 1 where a row
     that stays references it."""
     events, quarantine = wh.table_name("core", "events"), wh.table_name("core", "quarantine")
@@ -146,24 +146,24 @@ def enforce_retention(wh: Warehouse, plan: TrackingPlan, now: datetime, run_id: 
             {f"planned_{i}": p for i, p in enumerate(planned)}))
         expiring = dict(wh.fetchall(
             f"SELECT event_type, count(*) FROM {t('core', 'events')} WHERE {expired_event} GROUP BY event_type",
-            _used(expired_event, params)))
+            used_params(expired_event, params)))
         quarantine_expiring = wh.fetchall(
             f"SELECT count(*) FROM {t('core', 'quarantine')} WHERE {expired_quarantine}",
-            _used(expired_quarantine, params))[0][0]
+            used_params(expired_quarantine, params))[0][0]
 
         # 1. Vault entries referenced only by rows that expire (read before those rows go), and
         # 2a. the clear payloads of the quarantined records that expire: the pii side, first.
         vault_fields: dict[str, int] = {}
         payloads = 0
-        q_params = _used(expired_quarantine, params)
+        q_params = used_params(expired_quarantine, params)
         with wh.transaction() if each else nullcontext():
             if sum(expiring.values()) or quarantine_expiring:
-                going = (f"pii_hash IN (SELECT h FROM ({_references(wh, expired_event, expired_quarantine)}) AS r "
+                going = (f"pii_hash IN (SELECT h FROM ({hash_references(wh, expired_event, expired_quarantine)}) AS r "
                          "WHERE stays = 0)")
                 vault_fields = dict(wh.fetchall(
-                    f"SELECT field, count(*) FROM {t('pii', 'vault')} WHERE {going} GROUP BY field", _used(going, params)))
+                    f"SELECT field, count(*) FROM {t('pii', 'vault')} WHERE {going} GROUP BY field", used_params(going, params)))
                 if vault_fields:
-                    deleted = wh.delete_rows("pii", "vault", going, _used(going, params))
+                    deleted = wh.delete_rows("pii", "vault", going, used_params(going, params))
                     _same("pii.vault", deleted, sum(vault_fields.values()))
             if quarantine_expiring:
                 payloads = wh.delete_rows(
@@ -183,7 +183,7 @@ def enforce_retention(wh: Warehouse, plan: TrackingPlan, now: datetime, run_id: 
 
             # 3. Events, last.
             if sum(expiring.values()):
-                _same("core.events", wh.delete_rows("core", "events", expired_event, _used(expired_event, params)),
+                _same("core.events", wh.delete_rows("core", "events", expired_event, used_params(expired_event, params)),
                       sum(expiring.values()))
             for event_type, (days, cutoff) in cutoffs.items():
                 logged("core.events", expiring.get(event_type, 0), event_type=event_type, days=days, cutoff=cutoff)
@@ -196,7 +196,7 @@ def enforce_retention(wh: Warehouse, plan: TrackingPlan, now: datetime, run_id: 
     return RetentionResult(run_at=now, plan_version=plan.version, log=table, unplanned=unplanned)
 
 
-def _used(sql: str, params: dict[str, object]) -> dict[str, object]:
+def used_params(sql: str, params: dict[str, object]) -> dict[str, object]:
     """The parameters `sql` names (DuckDB refuses values for parameters a statement does not have)."""
     names = set(re.findall(r"\$(\w+)", sql))
     return {k: v for k, v in params.items() if k in names}
