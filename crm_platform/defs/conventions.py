@@ -11,6 +11,7 @@ from typing import Any, Iterable
 import dagster as dg
 import pyarrow as pa
 
+from crm_platform.governance.redaction import redact
 from crm_platform.settings import Settings
 from crm_platform.warehouse import Warehouse
 from crm_platform.warehouse.errors import is_transient
@@ -134,12 +135,13 @@ def table_metadata(wh: Warehouse, schema: str, table: str, preview_rows: int = 1
 
 
 def markdown_table(table: pa.Table, max_cell: int = 60) -> str:
+    """A markdown table of `table`, ids and keyed hashes masked (crm_platform/governance/redaction.py)."""
     cols = table.column_names
-    def cell(v: Any) -> str:
-        s = "" if v is None else str(v)
+    def cell(column: str, v: Any) -> str:
+        s = "" if v is None else redact(column, str(v))
         s = s.replace("|", "\\|").replace("\n", " ")
         return s if len(s) <= max_cell else s[: max_cell - 1] + "…"
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for row in table.to_pylist():
-        lines.append("| " + " | ".join(cell(row[c]) for c in cols) + " |")
+        lines.append("| " + " | ".join(cell(c, row[c]) for c in cols) + " |")
     return "\n".join(lines)
