@@ -14,7 +14,7 @@ def test_demo_fills_an_empty_landing_zone_and_materializes_every_asset(data_dir)
     assert manifest["arguments"] == {"leads": 1000, "days": 120, "seed": 42}
     assert len(list((data_dir / "landing").rglob("*.jsonl*"))) > 100
     with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as con:
-        assert con.execute("select count(distinct event_type) from governance.tracking_plan").fetchone() == (14,)
+        assert con.execute("select count(distinct event_type) from governance.tracking_plan").fetchone() == (15,)
     assert "crm_platform demo summary" in p.stdout and "15 event types" in p.stdout
     # A second demo keeps the landed files (it generates only into an empty folder).
     before = sorted(f.stat().st_mtime_ns for f in (data_dir / "landing").rglob("*") if f.is_file())

@@ -18,7 +18,7 @@ TOUCH = "events/campaign_touch.yaml: versions[1] (2026-04-1)"
 
 def test_the_real_plan_loads(plan):
     assert sorted(plan.event_types) == [
-        "activity_logged", "campaign_spend_reported", "campaign_touch", "consent_changed", "lead_created", "lead_merged", "lead_stage_changed",
+        "activity_logged", "campaign_spend_reported", "campaign_touch", "consent_changed", "erasure_requested", "lead_created", "lead_merged", "lead_stage_changed",
         "lead_unmerged", "lead_updated", "manual_label", "model_score_computed", "opportunity_closed",
         "opportunity_created", "record_deleted",
     ]

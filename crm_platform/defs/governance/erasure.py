@@ -1,7 +1,7 @@
 """governance.erasure_report: erasure requests carried out (crm_platform/governance/erasure.py)."""
 import dagster as dg
 
-from crm_platform.defs.conventions import markdown_table, plan_owners, warehouse_asset
+from crm_platform.defs.conventions import markdown_table, plan_owners, table_metadata, warehouse_asset
 from crm_platform.defs.identity.identity_graph import IDENTITY_MAP
 from crm_platform.defs.ingest.events import EVENTS, VAULT
 from crm_platform.defs.resources import WarehouseResource
@@ -25,7 +25,7 @@ DEPENDENTS = "group:identity or group:attribution or group:features or group:sco
 def erasure_report(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     with warehouse.open() as wh:
         result = erase_pending(wh, warehouse.settings().pii_key())
-        requests_total = wh.row_count("governance", "erasure_report")
+        metadata = table_metadata(wh, "governance", "erasure_report", order_by="erased_at desc, request_id")
         events_left = wh.row_count("core", "events")
     report = result.report
     if result.events_deleted:
@@ -36,8 +36,7 @@ def erasure_report(context: dg.AssetExecutionContext, warehouse: WarehouseResour
         })
     context.log.info(f"erasure: {result.requests} requests carried out, {result.rows_deleted} rows deleted")
     yield dg.MaterializeResult(metadata={
-        "dagster/row_count": dg.MetadataValue.int(requests_total),
-        "dagster/table_name": "governance.erasure_report",
+        **metadata,
         "requests_this_run": dg.MetadataValue.int(result.requests),
         "rows_deleted_this_run": dg.MetadataValue.int(result.rows_deleted),
         "this_run": dg.MetadataValue.md(markdown_table(report.select(
