@@ -25,11 +25,13 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from crm_platform.ingest.event_files import _FILE_IDX, LINE_BITS, FileOutcome, GroupIngest, _line, _only, _Read
+from crm_platform.ingest.event_files import (
+    _FILE_IDX, LINE_BITS, FileOutcome, GroupIngest, _line, _only, _Read, _with_unknown_tags,
+)
 from crm_platform.ingest.landing import LandedFile, sha256_file
 from crm_platform.ingest.source_changes import SUB_BITS, ChangeCompiler
 from crm_platform.ingest.sql_validation import _lit as _quote
-from crm_platform.ingest.sql_validation import compile_redaction_sql
+from crm_platform.ingest.sql_validation import compile_redaction_sql, pii_field_names
 from crm_platform.plan.jsonl import LINE_SCHEMA, LineReader
 from crm_platform.sources.mapping import SourceMapping
 from crm_platform.warehouse.tables import PII_QUARANTINE_PAYLOADS, QUARANTINE, SOURCE_RECORDS
@@ -81,7 +83,7 @@ class SourceIngest(GroupIngest):
                                                                   "where bad is null").column(0))
             s = self.wh.table_name
             self._mark_leadless(compiler, s("pii", "source_records"))
-            self._quarantine_unreadable(params)
+            self._quarantine_unreadable(params, mapping)
             # The order is materialized (narrow); the rows and event lines are views, computed as
             # the INSERT and the state update read them: a large export never sits in memory twice.
             self.wh.execute(f"create or replace temp table ingest_change_order as "
@@ -96,9 +98,10 @@ class SourceIngest(GroupIngest):
             exact = self._validate_diverted()
             self._insert_exact(exact, params)
             self._delete_duplicates(params)
+            unknown_tags = self._fill_residency(params)
             self._insert_vault(params, extra="ingest_unreadable")
             self._update_state(compiler, mapping, params)
-            outcomes = self._record_outcomes(reads, params)
+            outcomes = _with_unknown_tags(self._record_outcomes(reads, params), unknown_tags)
             self._write_ledger(reads, outcomes, params["ingested_at"])
             self.wh.execute("drop view ingest_converted")
             self.wh.execute("drop view ingest_change_rows")
@@ -231,13 +234,16 @@ class SourceIngest(GroupIngest):
         self.wh.execute("update ingest_changes set bad = l.bad from ingest_leadless l where ingest_changes.rec = l.rec")
         self.wh.execute("drop table ingest_leadless")
 
-    def _quarantine_unreadable(self, params: dict) -> None:
+    def _quarantine_unreadable(self, params: dict, mapping: SourceMapping) -> None:
         """Records that never become events (broken JSON, an unknown op, a row that does not split):
-        quarantined, redacted, with their exact bytes in the pii schema."""
+        quarantined, redacted (the plan's PII members and the source columns that become them, by
+        name), with their exact bytes in the pii schema."""
         t = self.wh.table_name
+        names = pii_field_names(self.plan)
+        names += tuple(c.name for c in mapping.columns if c.property in names and c.name not in names)
         sql, redaction = compile_redaction_sql(
             "(select rec AS line_no, coalesce(raw, '') AS raw, bad AS reason from ingest_changes where bad is not null)",
-            self.pii_key)
+            self.pii_key, names)
         self.wh.execute(f"create or replace temp table ingest_unreadable as {sql}", redaction)
         group = _only(params, ("files", "ingested_at", "plan_version", "shas"))
         self.wh.execute(f"""

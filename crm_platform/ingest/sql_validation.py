@@ -12,6 +12,7 @@ the normalized event, and the PII split:
     attributes JSON, context JSON                                   (accepted lines, NULL otherwise)
     pii_values STRUCT(field, hash, value)[]                         (every line)
     redacted_raw                                                    (rejected lines)
+    data_residency     the event's own zone, else the default (accepted lines; governance/residency.py)
 
     sql, params = compile_ingest_sql(plan, "lines", pii_key)
     con.execute(f"create temp table validated as {sql}", params)     # or run_validation(...)
@@ -87,6 +88,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from crm_platform.governance.residency import load_config as load_residency
 from crm_platform.plan.formats import (
     EMAIL_BODY,
     ENVELOPE_FIELDS,
@@ -110,7 +112,7 @@ _BLOCK = 64
 OUTPUT_COLUMNS: tuple[str, ...] = (
     "line_no", "ok", "reasons", "raw_text", "event_id", "event_type", "schema_version",
     "original_schema_version", "occurred_at", "occurred_at_offset_minutes", "event_date", "source",
-    "producer_id", "lead_id", "user_id", "attributes", "context", "pii_values", "redacted_raw",
+    "producer_id", "lead_id", "user_id", "attributes", "context", "pii_values", "redacted_raw", "data_residency",
 )
 
 # --- keyed hashing -------------------------------------------------------------------------------
@@ -545,19 +547,32 @@ def compile_ingest_sql(plan: TrackingPlan, lines_relation: str, pii_key: bytes, 
     `raw_text_of_ok_rows` (it costs a copy of every line)."""
     ipad, opad = hmac_pads(pii_key)
     sql = _Compiler(plan, raw_text_of_ok_rows, dedupe_ctx_hashes).sql(lines_relation)
+    # The event's own residency zone (an explicit tag, else its country), else the default: the
+    # ingest fills in the zone of the lead afterwards (crm_platform/governance/residency.py).
+    residency = load_residency()
+    sql = (f"SELECT *, CASE WHEN ok THEN coalesce({residency.own_zone_sql('attributes', 'context')}, "
+           f"{_lit(residency.default_zone)}) END AS data_residency FROM ({sql})")
     return sql, {"pii_ipad": ipad, "pii_opad": opad}
 
 
-def compile_redaction_sql(relation: str, pii_key: bytes) -> tuple[str, dict[str, bytes]]:
+def pii_field_names(plan: TrackingPlan) -> tuple[str, ...]:
+    """Every property name that is PII in some version of some event type, and the PII context fields:
+    the members a rejected line's redaction hashes by name."""
+    return tuple(sorted({k for _, v in plan.iter_versions() for k, s in v.properties.items() if s.pii}
+                        | {k for k, s in plan.context.items() if s.pii}))
+
+
+def compile_redaction_sql(relation: str, pii_key: bytes, pii_names: tuple[str, ...] = ()) -> tuple[str, dict[str, bytes]]:
     """(SELECT, parameters) redacting records that never became events (a malformed CDC message, a
     broken export row): over `relation` (line_no, raw BLOB, reason), each record's text and reason
-    with e-mail- and phone-looking runs replaced by their hashes, as for a rejected line, and the clear
-    values for the vault: line_no, redacted_raw, reason, pii_values."""
+    with e-mail- and phone-looking runs and the string values of members named in `pii_names`
+    replaced by their hashes, as for a rejected line, and the clear values for the vault: line_no,
+    redacted_raw, reason, pii_values."""
     ipad, opad = hmac_pads(pii_key)
     red = _Compiler.redact
     sql = f"""SELECT line_no, {red('src', 'red')} AS redacted_raw, {red('reason', 'red')} AS reason,
     list_transform(red, lambda _p: {{'field': 'raw_record', 'hash': _p.hash, 'value': _p.value}}) AS pii_values
-FROM (SELECT *, {_Compiler.redaction_pairs()} AS red
+FROM (SELECT *, {_Compiler.redaction_pairs(pii_names)} AS red
       FROM (SELECT line_no, raw, reason, false AS ok, coalesce(try(decode(raw)), {_Compiler.lossy()}) AS src,
                    src || chr(10) || reason AS red_src FROM {relation}))"""
     return sql, {"pii_ipad": ipad, "pii_opad": opad}
@@ -586,6 +601,7 @@ class _Compiler:
         self.types = sorted(plan.event_types)
         self.ctx_keys = tuple(plan.context)
         self.ctx_pii = tuple(k for k, spec in plan.context.items() if spec.pii)
+        self.pii_names = pii_field_names(plan)
         self.attr_pii = {v.vid: tuple(k for k, s in v.et.current.properties.items() if s.pii) for v in self.versions}
         self.n_attr_slots = max((len(p) for p in self.attr_pii.values()), default=0)
         self.n_keys = max((len(v.keys) for v in self.versions), default=0)
@@ -1010,7 +1026,7 @@ FROM _iv_verdict"""
          ELSE list_concat({pii_ok}, {self.slot_struct('oa')}, {self.slot_struct('oc')}) END AS pii_values,
     CASE WHEN NOT ok THEN {self.redact('redact_src', 'red')} END AS redacted_raw
 FROM (SELECT *, {self.others_pairs('a2', 'attributes', 'oa')}, {self.others_pairs('c2', 'context', 'oc')}
-      FROM (SELECT *, {attrs_out} AS a2, {ctx_out} AS c2, {self.redaction_pairs()} AS red
+      FROM (SELECT *, {attrs_out} AS a2, {ctx_out} AS c2, {self.redaction_pairs(self.pii_names)} AS red
             FROM (SELECT *{ahs} FROM (SELECT *{avs},
                     CASE WHEN NOT ok THEN redact_src || chr(10) || array_to_string(reasons, chr(10)) END AS red_src
                   FROM _iv_hashed))))"""
@@ -1035,19 +1051,37 @@ FROM (SELECT *, {self.others_pairs('a2', 'attributes', 'oa')}, {self.others_pair
                 f"replace(_a, _p.key || ':' || _p.text, _p.key || ':\"' || _p.hash || '\"'), {expr}) END")
 
     @staticmethod
-    def redaction_pairs() -> str:
-        """E-mail- and phone-looking substrings of a rejected line and its reasons (`red_src`),
-        longest first, with their hashes."""
+    def redaction_pairs(pii_names: tuple[str, ...] = ()) -> str:
+        """What to hash in a rejected line and its reasons (`red_src`), longest first: e-mail- and
+        phone-looking substrings, and the string value of every member named like a PII field
+        (`pii_names`: names, streets, whatever the plan tags), found by key in the text, so a line
+        that is not JSON any more still gives them up. Each `{value, hash, find, put}`: the clear
+        value and its hash (for the vault), the text to replace and its replacement."""
         phones = (f"list_filter(regexp_extract_all(red_src, {_lit(_PHONE_FIND)}, 2), lambda _p: "
                   f"length(regexp_replace(_p, '[^0-9]', '', 'g')) >= 7 AND NOT regexp_full_match(_p, {_lit(_NOT_PHONE)}))")
         emails = f"CASE WHEN contains(red_src, '@') THEN regexp_extract_all(red_src, {_lit(_EMAIL_FIND)}) ELSE [] END"
-        found = f"list_distinct(list_concat({emails}, {phones}))"
-        return (f"CASE WHEN NOT ok THEN list_transform(list_sort(list_transform({found}, lambda _v: "
-                f"{{'n': -strlen(_v), 'value': _v}})), lambda _v: {{'value': _v.value, 'hash': {_hmac_sql('_v.value')}}}) END")
+        texts = f"list_distinct(list_concat({emails}, {phones}))"
+        found = f"list_transform({texts}, lambda _v: {{'value': _v, 'find': _v, 'closed': false}})"
+        if pii_names:
+            # The member's string token, quotes included; a value cut off by truncation has no closing quote.
+            members = f'"(?:{"|".join(re.escape(n) for n in sorted(pii_names))})"\\s*:\\s*("(?:[^"\\\\\\n]|\\\\.)*"?)'
+            closed = "(strlen(_t) > 1 AND ends_with(_t, '\"'))"
+            tokens = (f"list_transform(list_distinct(regexp_extract_all(red_src, {_lit(members)}, 1)), lambda _t: "
+                      f"{{'value': CASE WHEN {closed} THEN coalesce(try(json_extract_string(_t, '$')), "
+                      f"substr(_t, 2, strlen(_t) - 2)) ELSE substr(_t, 2) END, 'find': _t, 'closed': {closed}}})")
+            # A value also found as e-mail or phone text is hashed once (the same hash either way).
+            found = (f"list_concat({found}, list_filter({tokens}, lambda _v: strlen(_v.value) > 0 "
+                     f"AND NOT list_contains({texts}, _v.value)))")
+        hashed = (f"list_transform(list_sort(list_transform({found}, lambda _v: {{'n': -strlen(_v.find), "
+                  f"'value': _v.value, 'find': _v.find, 'closed': _v.closed}})), lambda _v: {{'value': _v.value, "
+                  f"'hash': {_hmac_sql('_v.value')}, 'find': _v.find, 'closed': _v.closed}})")
+        return (f"CASE WHEN NOT ok THEN list_transform({hashed}, lambda _v: {{'value': _v.value, 'hash': _v.hash, "
+                "'find': _v.find, 'put': CASE WHEN _v.find = _v.value THEN _v.hash "
+                "ELSE '\"' || _v.hash || CASE WHEN _v.closed THEN '\"' ELSE '' END END}) END")
 
     @staticmethod
     def redact(expr: str, pairs: str) -> str:
-        return f"list_reduce({pairs}, lambda _a, _p: replace(_a, _p.value, _p.hash), {expr})"
+        return f"list_reduce({pairs}, lambda _a, _p: replace(_a, _p.find, _p.put), {expr})"
 
     @staticmethod
     def lossy() -> str:

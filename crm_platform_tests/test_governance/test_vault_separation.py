@@ -399,15 +399,24 @@ def test_a_main_file_that_still_holds_the_pii_schema_is_refused_with_the_vault_f
         _ingest()
 
 
-@pytest.mark.xfail(strict=True, reason="known gap, not the vault's: the redaction of a rejected line (sql_validation) "
-                   "hashes e-mail- and phone-looking substrings and the context IP only, so a quarantined record's "
-                   "names and street stay clear in core.quarantine.raw_record (CONTRACT §6 wants them hashed)")
-def test_rejected_lines_keep_names_and_streets_in_clear(data_dir):
-    land(data_dir / "landing", "a.jsonl", [event("r1", stage="hot", first_name="Zebediah", last_name="Quellwater",
-                                                 street="41 Lake Shore Drive", email="zq@example.com")])
+def test_rejected_lines_keep_no_name_street_or_address_in_clear(data_dir):
+    """The redaction of a rejected line hashes the string value of every member named like a PII
+    field, also in a line cut off mid-value, and the vault gets the clear values (field raw_record)."""
+    landing = data_dir / "landing"
+    land(landing, "a.jsonl", [event("r1", stage="hot", first_name="Zebediah", last_name="Quellwater",
+                                    street="41 Lake Shore Drive", email="zq@example.com")])
+    with (landing / "events" / "a.jsonl").open("a") as fh:  # a second line, truncated inside the name
+        fh.write('{"event_type": "lead_created", "event_id": "r2", "attributes": {"last_name": "Ortolan-Vey')
     (outcome,) = _ingest()
-    assert outcome.records_quarantined == 1
+    assert outcome.records_quarantined == 2
+    clear = ("zq@example.com", "Zebediah", "Quellwater", "41 Lake Shore Drive", "Ortolan-Vey")
     with open_warehouse(Settings.from_env()) as wh:
-        (raw,) = wh.fetchall(f"select raw_record from {wh.table_name('core', 'quarantine')}")[0]
-    assert "zq@example.com" not in raw  # this much holds
-    assert not any(v in raw for v in ("Zebediah", "Quellwater", "41 Lake Shore Drive")), raw
+        rows = wh.fetchall(f"select source_line, raw_record, reasons from {wh.table_name('core', 'quarantine')} "
+                           "order by source_line")
+        vault = {v: h for h, v in wh.fetchall(f"select pii_hash, value from {wh.table_name('pii', 'vault')}")}
+    (_, whole, reasons), (_, cut, _) = rows
+    assert not any(v in text for v in clear for text in (whole, cut, str(reasons))), rows
+    assert set(clear) <= set(vault)
+    # Hashed in place: the line keeps its shape, the hash is the vault's (erasure finds it by it).
+    assert f'"first_name": "{vault["Zebediah"]}"' in whole and f'"street": "{vault["41 Lake Shore Drive"]}"' in whole
+    assert cut.endswith(f'"last_name": "{vault["Ortolan-Vey"]}')

@@ -476,7 +476,11 @@ def test_quarantined_lines_are_redacted_and_their_pii_vaulted():
         assert all(p["field"] == "raw_record" and p["hash"] == hashed(p["value"]) for p in row["pii_values"])
         for p in row["pii_values"]:
             assert p["hash"] in row["redacted_raw"] or any(p["hash"] in r for r in row["reasons"])
-    assert {p["value"] for p in rows[1]["pii_values"]} == {"jane.doe@example.com", "+1 (415) 555-0100"}
+    # E-mail- and phone-looking text anywhere, and every member named like a PII field of the plan.
+    assert {p["value"] for p in rows[1]["pii_values"]} == {"jane.doe@example.com", "+1 (415) 555-0100",
+                                                           "example first_name", "example last_name",
+                                                           "example street", "example ip"}
+    assert f'"first_name": "{hashed("example first_name")}"' in rows[1]["redacted_raw"]
     assert rows[1]["reasons"][0] == f"source_not_allowed: source '{hashed('jane.doe@example.com')}' is not allowed " \
                                     "for lead_created (allowed: api, cdc, crm, hubspot, import, salesforce, webform)"
     assert "2026-01-10T15:12:30Z" in rows[1]["redacted_raw"]  # dates are not phone numbers
@@ -499,8 +503,10 @@ def test_invalid_utf8_bom_and_non_objects():
     refs = {r.line: r for r in validate_records(records, PLAN)}
     pos = raw.index(b"\xe9")
     assert rows[1]["reasons"] == [f"invalid_utf8: byte 0xe9 at position {pos} is not UTF-8"] == list(refs[1].reasons)
-    assert rows[1]["raw_text"] is None and "Ren\ufffde" in rows[1]["redacted_raw"]
-    assert rows[1]["redacted_raw"].count("pii:") == len(rows[1]["pii_values"]) >= 1  # its e-mail address
+    # The lossy decode (U+FFFD for the byte) is what the name's redaction hashes.
+    assert rows[1]["raw_text"] is None and "Ren\ufffde" in {p["value"] for p in rows[1]["pii_values"]}
+    assert "Ren" not in rows[1]["redacted_raw"]
+    assert rows[1]["redacted_raw"].count("pii:") == len(rows[1]["pii_values"]) >= 2  # e-mail address, names
     assert rows[2]["ok"] and rows[2]["raw_text"] is None  # a BOM inside the file is read past, as json does
     assert rows[2]["event_id"] == rows[4]["event_id"] and rows[2]["attributes"] == rows[4]["attributes"]
     assert rows[3]["reasons"] == ["not_an_object: record is a JSON array, expected an object"]
