@@ -12,6 +12,7 @@ import dagster as dg
 import pyarrow as pa
 
 from crm_platform.governance.redaction import redact
+from crm_platform.governance.residency import table_zones
 from crm_platform.settings import Settings
 from crm_platform.warehouse import Warehouse
 from crm_platform.warehouse.errors import is_transient
@@ -122,7 +123,9 @@ def column_schema(table: pa.Table | pa.Schema) -> dg.TableSchema:
 
 def table_metadata(wh: Warehouse, schema: str, table: str, preview_rows: int = 10,
                    order_by: str | None = None) -> dict[str, Any]:
-    """Row count, column schema and a markdown preview: what a person would otherwise query for."""
+    """Row count, column schema and a markdown preview: what a person would otherwise query for; and
+    the data residency zones its rows hold (governance/residency.py `table_zones`: per zone of the
+    rows, of their leads, or of core.events for an aggregate)."""
     name = wh.table_name(schema, table)
     preview = wh.fetch_arrow(f"select * from {name}" + (f" order by {order_by}" if order_by else "")
                              + f" limit {int(preview_rows)}")
@@ -131,6 +134,7 @@ def table_metadata(wh: Warehouse, schema: str, table: str, preview_rows: int = 1
         "dagster/column_schema": column_schema(preview),
         "dagster/table_name": f"{schema}.{table}",
         "preview": dg.MetadataValue.md(markdown_table(preview)),
+        "data_residency": dg.MetadataValue.json(table_zones(wh, schema, table, preview.column_names)),
     }
 
 

@@ -27,6 +27,7 @@ def outcomes_table(outcomes: list[FileOutcome]) -> pa.Table:
     return pa.Table.from_pylist([{
         "file": o.source_file, "status": o.status, "read": o.records_read, "accepted": o.events_accepted,
         "duplicate": o.events_duplicate, "quarantined": o.records_quarantined, "error": o.error or "",
+        "unknown_residency_tags": o.residency_unknown_tags,
     } for o in outcomes])
 
 

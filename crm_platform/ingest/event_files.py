@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from concurrent.futures import Executor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 from typing import Iterator
@@ -33,6 +33,7 @@ from typing import Iterator
 import numpy as np
 import pyarrow as pa
 
+from crm_platform.ingest import residency
 from crm_platform.ingest.fast_validation import FastPath
 from crm_platform.ingest.landing import LandedFile, sha256_file
 from crm_platform.ingest.targets import InPlace
@@ -61,7 +62,7 @@ def _event_select(sub_bits: int = 0) -> str:
     """The columns of core.events that both validation paths fill from their SELECTs (the rest are the group's)."""
     return ("event_id, event_type, schema_version, original_schema_version, occurred_at, occurred_at_offset_minutes, "
             "$ingested_at, source, producer_id, lead_id, lead_id, user_id, attributes, context, event_date, "
-            f"{_FILE}, {_line(sub_bits)}, $plan_version")
+            f"{_FILE}, {_line(sub_bits)}, $plan_version, data_residency")
 
 
 def utc_now() -> datetime:
@@ -79,6 +80,8 @@ class FileOutcome:
     records_quarantined: int
     status: str  # complete | partial | duplicate_content
     error: str | None = None
+    # Accepted events whose explicit `context.data_residency` names no zone (ignored, not quarantined).
+    residency_unknown_tags: int = 0
 
     @classmethod
     def of_known_content(cls, source_file: str, sha256: str) -> "FileOutcome":
@@ -105,6 +108,7 @@ def _exact_sql(plan: TrackingPlan, pii_key: bytes) -> tuple[str, dict]:
 def ensure_ingest_tables(wh: Warehouse) -> None:
     for table in INGEST_TABLES:
         wh.ensure_table(table)
+    residency.ensure_column(wh)  # an event log created before core.events had data_residency
 
 
 class GroupIngest:
@@ -143,8 +147,9 @@ class GroupIngest:
             self._drop_known_content(reads, params)
             counts = self._insert_exact(exact, params)
             duplicates = self._delete_duplicates(params)
+            unknown_tags = self._fill_residency(params)
             self._insert_vault(params)
-            outcomes = _outcomes(reads, exact, counts, duplicates)
+            outcomes = _with_unknown_tags(_outcomes(reads, exact, counts, duplicates), unknown_tags)
             self._write_ledger(reads, outcomes, params["ingested_at"])
             self.wh.execute("drop table if exists ingest_exact")
             self.target.publish(params["ingested_at"])
@@ -273,6 +278,12 @@ class GroupIngest:
         self.wh.execute("drop table ingest_duplicates")
         return counts
 
+    def _fill_residency(self, params: dict) -> dict[int, int]:
+        """The group's events without a residency signal of their own take their lead's zone
+        (`residency.fill_group`); returns, per file index, the explicit tags that named no zone."""
+        residency.fill_group(self.wh, self.target, params["ingested_at"])
+        return residency.unknown_tags(self.wh, LINE_BITS)
+
     def _insert_vault(self, params: dict, extra: str | None = None) -> None:
         """Every PII value the group's events and quarantined lines hold, once per hash (and those of
         relation `extra`'s pii_values)."""
@@ -310,6 +321,11 @@ class GroupIngest:
                                 "values (?, ?, ?, ?, ?, ?)",
                                 [[r.file.relative, r.file.size, r.file.mtime_ns, r.sha,
                                   "duplicate_content" if r.same_content else "ingested", started] for r in reads])
+
+
+def _with_unknown_tags(outcomes: list[FileOutcome], unknown_tags: dict[int, int]) -> list[FileOutcome]:
+    return [replace(o, residency_unknown_tags=unknown_tags[i]) if unknown_tags.get(i) else o
+            for i, o in enumerate(outcomes)]
 
 
 def _only(params: dict, names: tuple[str, ...]) -> dict:

@@ -38,6 +38,8 @@ import numpy as np
 import pyarrow as pa
 from duckdb.sqltypes import BIGINT, BLOB, BOOLEAN, VARCHAR
 
+from crm_platform.governance.residency import COLUMN as RESIDENCY
+from crm_platform.governance.residency import load_config as load_residency
 from crm_platform.ingest.pii_hashing import PiiHasher
 from crm_platform.ingest.sql_validation import (
     _by_vid,
@@ -62,7 +64,7 @@ HASH_FUNCTION = "crm_pii_hash"  # crm_pii_hash_<i> hashes the values of PII slot
 FAST_COLUMNS: tuple[str, ...] = (
     "line_no", "event_id", "event_type", "schema_version", "original_schema_version", "occurred_at",
     "occurred_at_offset_minutes", "event_date", "source", "producer_id", "lead_id", "user_id", "attributes",
-    "context",
+    "context", "data_residency",
 )
 
 
@@ -215,8 +217,34 @@ WHERE CASE WHEN fast THEN true ELSE {DIVERT_FUNCTION}(line_no, raw) END"""
                 text = _by_vid({v.vid: self.final_attributes(v).get(key, "NULL") for v in self.versions
                                 if (spec := v.et.current.properties.get(key)) is not None and spec.pii})
             cols.append(f"CASE WHEN ok AND {_is_string(text)} THEN {text} END AS st{i}")
+        cols.append(f"CASE WHEN ok THEN {self.residency()} END AS data_residency")
         keep = ", ".join([self.a(k) for k in self.attr_keys] + [self.c(k) for k in self.ctx_keys])
         return f"SELECT line_no, raw, ok, vid, k, {keep}, {', '.join(cols)} FROM _fv_checked"
+
+    def residency(self) -> str:
+        """The event's own residency zone, else the default, as the exact path gives it: the
+        context's tag (only when the plan types it: an unplanned context key takes the exact path),
+        then the country of the final attributes, then the context's; each a string's text."""
+        config = load_residency()
+
+        def text(json_text: str) -> str:  # a string's value, else NULL (no escapes on this path)
+            return f"CASE WHEN {_is_string(json_text)} THEN {_unquote(json_text)} END"
+        zones = []
+        if RESIDENCY in self.ctx_keys:
+            zones.append(config.tag_zone_sql(text(self.c(RESIDENCY))))
+        country = _by_vid({v.vid: t for v in self.versions if (t := self.final_attributes(v).get("country")) is not None})
+        if country != "NULL":
+            zones.append(config.country_zone_sql(text(country)))
+        if "country" in self.ctx_keys:
+            zones.append(config.country_zone_sql(text(self.c("country"))))
+        return f"coalesce({', '.join(zones + [_lit(config.default_zone)])})"
+
+    def unknown_tag(self) -> str:
+        """A planned context tag that names no zone: such lines take the exact path, which counts them."""
+        if RESIDENCY not in self.ctx_keys:
+            return "false"
+        tag = self.c(RESIDENCY)
+        return f"coalesce({load_residency().unknown_tag_sql(f'CASE WHEN {_is_string(tag)} THEN {_unquote(tag)} END')}, false)"
 
     def hashed(self) -> str:
         cols = "".join(f", CASE WHEN st{i} IS NOT NULL THEN {HASH_FUNCTION}_{i}({_unquote(f'st{i}')}) END AS h{i}"
@@ -238,7 +266,8 @@ WHERE CASE WHEN fast THEN true ELSE {DIVERT_FUNCTION}(line_no, raw) END"""
 
         attrs = _by_vid({v.vid: members(self.final_attributes(v), "attributes") for v in self.versions})
         ctx = f"CASE WHEN k[3] IS NOT NULL THEN {members({k: self.c(k) for k in self.ctx_keys}, 'context')} END"
-        return f"""SELECT *, ok AND NOT contains(attributes, '@') AND NOT coalesce(contains(context, '@'), false) AS fast,
+        return f"""SELECT *, ok AND NOT contains(attributes, '@') AND NOT coalesce(contains(context, '@'), false)
+        AND NOT {self.unknown_tag()} AS fast,
     occurred_local - INTERVAL (occurred_at_offset_minutes) MINUTE AS occurred_at,
     CAST(occurred_local - INTERVAL (occurred_at_offset_minutes) MINUTE AS DATE) AS event_date
 FROM (SELECT *, CASE WHEN ok THEN CAST({attrs} AS JSON) END AS attributes,

@@ -102,12 +102,14 @@ EVENTS = TableDef("core", "events", (
     ("ingested_at", "timestamp"), ("source", "string"), ("producer_id", "string"), ("lead_id", "string"),
     ("canonical_lead_id", "string"), ("user_id", "string"), ("attributes", "json"), ("context", "json"),
     ("event_date", "date"), ("source_file", "string"), ("source_line", "bigint"), ("plan_version", "string"),
+    # The residency zone (crm_platform/governance/residency.py); last, as ALTER TABLE ADD COLUMN puts it.
+    ("data_residency", "string"),
     # ClickHouse sort key, by measurement (benchmarks/bench_clickhouse_layout.py): inside a month's
     # partition, type then lead reads the fewest rows for touches of a date range and a lead's events.
 ), order_by=("event_type", "lead_id", "occurred_at"), partition_by="event_date",
     zstd=("event_id", "attributes", "context"),
     low_cardinality=("event_type", "schema_version", "original_schema_version", "source", "producer_id", "source_file",
-                     "plan_version"),
+                     "plan_version", "data_residency"),
     description="One row per accepted event (unique event_id); PII replaced by keyed hashes.")
 
 QUARANTINE = TableDef("core", "quarantine", (
