@@ -34,7 +34,7 @@ import subprocess
 import sys
 import time
 import zlib
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 from _common import EVENTS_SCAN_REFERENCE, run
@@ -92,7 +92,7 @@ def night_file(landing: Path, fraction: float, seed: int = 7) -> tuple[int, str]
     """1% more events: a sample of the landed touches and activities with new ids, dated on the last
     day of the period, as one new canonical event file. Returns how many, and that day."""
     # Touches and activities are about a third of the lines: sampling 3x their share gives ~1% of all.
-    lines, last, share = [], "", fraction * 3 * 10_000
+    lines, per_day, share = [], {}, fraction * 3 * 10_000
     for path in sorted((landing / "events").rglob("*.jsonl*")):
         for i, line in enumerate(_lines(path)):
             try:
@@ -101,9 +101,16 @@ def night_file(landing: Path, fraction: float, seed: int = 7) -> tuple[int, str]
                 continue
             if not isinstance(event, dict) or not isinstance(event.get("occurred_at"), str):
                 continue
-            last = max(last, event["occurred_at"][:10])
+            try:
+                day = date.fromisoformat(event["occurred_at"][:10])
+            except ValueError:  # the generator plants impossible timestamps
+                continue
+            per_day[day] = per_day.get(day, 0) + 1
             if event.get("event_type") in NIGHT_TYPES and zlib.crc32(f"{seed}:{path.name}:{i}".encode()) % 10_000 < share:
                 lines.append(event)
+    # The period's last day: the latest holding 0.1% of the events (a few are planted in the future).
+    total = sum(per_day.values())
+    last = max(d for d, n in per_day.items() if n >= total / 1000).isoformat()
     out = landing / "events" / f"night-{seed}.jsonl"
     with out.open("w", encoding="utf-8") as fh:
         for n, event in enumerate(lines):
@@ -127,8 +134,8 @@ def measure(root: Path, leads: int, server) -> dict:
         result["reference_s"] = float(run([sys.executable, "-c", EVENTS_SCAN_REFERENCE, str(data / "warehouse.duckdb")]))
     result["night_events"], last = night_file(data / "landing", 0.01)
     # As the nightly schedule runs it: every asset, the daily partitions of the trailing three days.
-    first = (date.fromisoformat(last) - timedelta(days=2)).isoformat()
-    wall, rss, out = timed([CLI, "materialize", "--partition", f"{first}...{last}"], env)
+    end = min(date.fromisoformat(last), datetime.now(timezone.utc).date() - timedelta(days=1))  # complete days
+    wall, rss, out = timed([CLI, "materialize", "--partition", f"{end - timedelta(days=2)}...{end}"], env)
     result["night"] = {"wall_s": round(wall, 1), "peak_gib": round(rss, 2), "steps": steps(out)}
     result["night_share"] = round(result["night"]["wall_s"] / result["full"]["wall_s"], 3)
     result["events"] = result["full"]["steps"].get("event_log", {}).get("assets", {}).get("core/events", 0)
