@@ -39,6 +39,8 @@ from pathlib import Path
 
 from _common import EVENTS_SCAN_REFERENCE, run
 
+from crm_platform.features.run import PLATFORM_SOURCES
+
 CLI = str(Path(sys.executable).with_name("crm-platform"))
 # The runner's line per finished step: "  ok      <step> <seconds> s  <asset> N rows; ..."
 STEP_LINE = re.compile(r"^\s+ok\s+(\S+)\s+([0-9.]+) s\s*(.*)$")
@@ -99,7 +101,10 @@ def night_file(landing: Path, fraction: float, seed: int = 7) -> tuple[int, str]
                 event = json.loads(line)
             except ValueError:
                 continue
-            if not isinstance(event, dict) or not isinstance(event.get("occurred_at"), str):
+            # The platform's own events (identity decisions, scores), landed here too, carry the
+            # time of the run: they are not the period's data and must not date the night.
+            if not isinstance(event, dict) or not isinstance(event.get("occurred_at"), str) \
+                    or event.get("source") in PLATFORM_SOURCES:
                 continue
             try:
                 day = date.fromisoformat(event["occurred_at"][:10])
