@@ -63,16 +63,43 @@ def _chunks(wh: Warehouse) -> list[str]:
     return [f"(ascii(right(lead_id, 1)) * 7 + ascii(right(lead_id, 2))) % {k} = {i}" for i in range(k)]
 
 
-def _chunked(wh: Warehouse, sql: str) -> pa.Table:
-    """`sql` (with a `{chunk}` predicate on lead_id) run chunk by chunk, results concatenated."""
-    parts = [naive_utc(wh.fetch_arrow(sql.format(chunk=c))) for c in _chunks(wh)]
+# Lead ids per query when only some records are read: keeps the statement far below ClickHouse's
+# max_query_size (256 KiB) whatever the ids.
+IDS_PER_QUERY = 2_000
+
+
+def _id_chunks(leads: Sequence[str]) -> list[str]:
+    ids = sorted(leads)
+    return [f"lead_id IN ({', '.join(sql_literal(x) for x in ids[i:i + IDS_PER_QUERY])})"
+            for i in range(0, len(ids), IDS_PER_QUERY)]
+
+
+def _chunked(wh: Warehouse, sql: str, leads: Sequence[str] | None = None) -> pa.Table:
+    """`sql` (with a `{chunk}` predicate on lead_id) run chunk by chunk, results concatenated; with
+    `leads`, only for those lead ids (none: the query's empty result)."""
+    if leads is not None and not leads:
+        return naive_utc(wh.fetch_arrow(sql.format(chunk="false")))
+    chunks = _chunks(wh) if leads is None else _id_chunks(leads)
+    parts = [naive_utc(wh.fetch_arrow(sql.format(chunk=c))) for c in chunks]
     wh.release_memory()  # the identity step's Python work needs the memory the engine cached
     return pa.concat_tables(parts) if len(parts) > 1 else parts[0]
 
 
-def lead_records(wh: Warehouse) -> pa.Table:
-    """One row per lead record: first_seen (its first lead event), the latest value of each field,
-    clear (PII from the vault: one join for all fields, so one hash table), sorted by lead_id."""
+def lead_versions(wh: Warehouse) -> pa.Table:
+    """(lead_id, lead_events, last_ingested_at) per lead record: what its values are built from.
+    Events are immutable, so the values change only when a lead event arrives (a newer ingested_at)
+    or goes (retention, erasure: fewer events); vault entries go only with the events holding them.
+    One grouping over ids and times, no attribute is read."""
+    ev = wh.table_name("core", "events")
+    return naive_utc(wh.fetch_arrow(
+        f"SELECT lead_id, count(*) AS lead_events, max(ingested_at) AS last_ingested_at FROM {ev} "
+        f"WHERE event_type IN {LEAD_EVENTS} AND lead_id IS NOT NULL GROUP BY lead_id"))
+
+
+def lead_records(wh: Warehouse, leads: Sequence[str] | None = None) -> pa.Table:
+    """One row per lead record (or per record of `leads`): first_seen (its first lead event), the
+    latest value of each field, clear (PII from the vault: one join for all fields, so one hash
+    table), sorted by lead_id."""
     ev, vault = wh.table_name("core", "events"), wh.table_name("pii", "vault")
     latest = ", ".join(f"arg_max(attributes ->> '{f}', occurred_at) AS {f}" for f in FIELDS)
     hashes = " UNION ALL ".join(f"SELECT lead_id, '{f}' AS f, {f} AS h FROM r WHERE {f} IS NOT NULL" for f in PII_FIELDS)
@@ -84,19 +111,19 @@ def lead_records(wh: Warehouse) -> pa.Table:
         f"v AS (SELECT h.lead_id AS lead_id, h.f AS f, vault.value AS value FROM ({hashes}) AS h "
         f"JOIN {vault} AS vault ON vault.pii_hash = h.h) "
         f"SELECT r.lead_id AS lead_id, r.first_seen AS first_seen, {clear}, {plain} "
-        f"FROM r LEFT JOIN v ON v.lead_id = r.lead_id GROUP BY r.lead_id, r.first_seen, {plain}")
+        f"FROM r LEFT JOIN v ON v.lead_id = r.lead_id GROUP BY r.lead_id, r.first_seen, {plain}", leads)
     return table.sort_by("lead_id")
 
 
-def contact_values(wh: Warehouse) -> pa.Table:
-    """(lead_id, field, value): every e-mail and phone a record has carried, clear."""
+def contact_values(wh: Warehouse, leads: Sequence[str] | None = None) -> pa.Table:
+    """(lead_id, field, value): every e-mail and phone a record (of `leads`) has carried, clear."""
     ev, vault = wh.table_name("core", "events"), wh.table_name("pii", "vault")
     parts = [f"SELECT DISTINCT lead_id, '{f}' AS field, attributes ->> '{f}' AS h FROM {ev} "
              f"WHERE event_type IN {LEAD_EVENTS} AND lead_id IS NOT NULL AND (attributes ->> '{f}') IS NOT NULL "
              f"AND {{chunk}}" for f in MULTI_VALUED]
     table = _chunked(wh,
         f"SELECT c.lead_id AS lead_id, c.field AS field, v.value AS value FROM ({' UNION ALL '.join(parts)}) AS c "
-        f"JOIN {vault} AS v ON v.pii_hash = c.h")
+        f"JOIN {vault} AS v ON v.pii_hash = c.h", leads)
     return table.sort_by([("lead_id", "ascending"), ("field", "ascending"), ("value", "ascending")])
 
 
@@ -115,12 +142,12 @@ def event_lead_ids(wh: Warehouse, no_person_types: Sequence[str] = ()) -> pa.Tab
     and but for the event types about no person (`no_person_types`, `identity: none` in the plan,
     such as campaign spend), whose lead_id, if one is given, is kept as sent and names no record."""
     ev = wh.table_name("core", "events")
-    skip = f" AND event_type NOT IN ({', '.join(_lit(t) for t in no_person_types)})" if no_person_types else ""
+    skip = f" AND event_type NOT IN ({', '.join(sql_literal(t) for t in no_person_types)})" if no_person_types else ""
     return wh.fetch_arrow(f"SELECT DISTINCT lead_id FROM {ev} WHERE lead_id IS NOT NULL "
                           f"AND source_file LIKE 'events/%' AND source NOT IN {PLATFORM_SOURCES}{skip} ORDER BY lead_id")
 
 
-def _lit(text: str) -> str:
+def sql_literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 

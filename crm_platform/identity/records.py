@@ -39,7 +39,7 @@ def map_distinct(values: pa.ChunkedArray | pa.Array, fn: Callable[[str], str | N
     return pc.take(mapped, encoded.indices)
 
 
-def _strings(values: pa.Array | np.ndarray) -> pd.Series:
+def arrow_strings(values: pa.Array | np.ndarray) -> pd.Series:
     """An Arrow-backed string column (pandas' `str`): a few bytes per value instead of a Python
     object each, which decides whether a million records fit. Missing values read as NaN; code that
     needs None converts (`.to_numpy(dtype=object, na_value=None)`)."""
@@ -48,16 +48,22 @@ def _strings(values: pa.Array | np.ndarray) -> pd.Series:
     return pd.Series(values.to_pandas(), dtype="str")
 
 
+def is_in(values: pd.Series, among: pa.Array) -> np.ndarray:
+    """`values.isin(among)`, in Arrow: pandas' Arrow strings make a Python scalar of every member of
+    `among` (seconds for the ids of 300k records)."""
+    return pc.is_in(pa.array(values, pa.string(), from_pandas=True), value_set=among).to_numpy(zero_copy_only=False)
+
+
 def normalized_records(raw: pa.Table) -> pd.DataFrame:
     """One row per lead record (`inputs.lead_records`), in normal form, sorted by lead_id."""
     raw = raw.sort_by("lead_id")
-    out = pd.DataFrame({"lead_id": _strings(raw.column("lead_id").combine_chunks()),
+    out = pd.DataFrame({"lead_id": arrow_strings(raw.column("lead_id").combine_chunks()),
                         "first_seen": raw.column("first_seen").to_pandas()})
     for col, (field, fn) in COLUMNS.items():
-        out[col] = _strings(map_distinct(raw.column(field), fn))
-    out["email_domain"] = _strings(pc.list_element(pc.split_pattern(pa.array(out["email"], pa.string(), from_pandas=True),
+        out[col] = arrow_strings(map_distinct(raw.column(field), fn))
+    out["email_domain"] = arrow_strings(pc.list_element(pc.split_pattern(pa.array(out["email"], pa.string(), from_pandas=True),
                                                                     "@", max_splits=1), 1))
-    out["phone"] = _strings(normalized_phones(raw.column("phone"), out["country"].to_numpy(dtype=object, na_value=None)))
+    out["phone"] = arrow_strings(normalized_phones(raw.column("phone"), out["country"].to_numpy(dtype=object, na_value=None)))
     return out
 
 
@@ -82,9 +88,9 @@ def normalized_contacts(values: pa.Table, regions: pd.Series) -> pd.DataFrame:
     phone_regions = regions.reindex(phone_leads.to_pandas()).to_numpy(dtype=object, na_value=None)
     phone_keys = normalized_phones(values.column("value").filter(pc.invert(is_email)), phone_regions)
     out = pd.DataFrame({
-        "lead_id": _strings(pa.concat_arrays([lead.filter(is_email), phone_leads])),
-        "field": _strings(np.array(["email"] * len(email_keys) + ["phone"] * len(phone_keys), dtype=object)),
-        "key": _strings(pa.concat_arrays([email_keys, pa.array(phone_keys, pa.string(), from_pandas=True)]))})
+        "lead_id": arrow_strings(pa.concat_arrays([lead.filter(is_email), phone_leads])),
+        "field": arrow_strings(np.array(["email"] * len(email_keys) + ["phone"] * len(phone_keys), dtype=object)),
+        "key": arrow_strings(pa.concat_arrays([email_keys, pa.array(phone_keys, pa.string(), from_pandas=True)]))})
     return out.dropna(subset=["key"]).drop_duplicates().reset_index(drop=True)
 
 
@@ -100,4 +106,4 @@ def fingerprints(records: pd.DataFrame) -> pd.Series:
         digest = con.sql(f"SELECT left(md5(concat_ws(chr(31), {text})), 16) AS d FROM r").to_arrow_table()
     finally:
         con.close()
-    return _strings(digest.column("d").combine_chunks()).set_axis(records.index)
+    return arrow_strings(digest.column("d").combine_chunks()).set_axis(records.index)

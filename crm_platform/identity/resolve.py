@@ -1,7 +1,8 @@
 """One identity run: records -> edges (rules, CRM merges, Splink, manual) -> clusters -> identity map
 and the decisions to log.
 
-Incremental by default: deterministic rules are hash groupings over all records (linear), while the
+Incremental by default: records are read and normalized again only where their lead events changed
+(`normal_form`); deterministic rules are hash groupings over all records (linear), while the
 pairwise work, Splink's scoring, covers only pairs with a new or changed record; pairs of unchanged
 records keep their earlier scores, which are exactly what a rescoring would give (the model and its
 term frequencies are frozen). `full=True` rescores everything and gives the same result.
@@ -15,17 +16,15 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import pandas as pd
+import pyarrow as pa
 
 from crm_platform.identity import inputs, probabilistic, rules, store
 from crm_platform.identity.clusters import cluster
 from crm_platform.identity.config import IdentityConfig
 from crm_platform.identity.decisions import DecisionLog, decide, read_log
+from crm_platform.identity.normal_form import normal_form
 from crm_platform.identity.probabilistic import MatchModel
-from crm_platform.identity.records import (
-    fingerprints,
-    normalized_contacts,
-    normalized_records,
-)
+from crm_platform.identity.records import fingerprints, is_in
 from crm_platform.plan import TrackingPlan, load_plan
 from crm_platform.sources.mapping import SourceMapping
 from crm_platform.warehouse import Warehouse
@@ -54,10 +53,9 @@ def resolve(wh: Warehouse, mappings: Sequence[SourceMapping], config: IdentityCo
     clock = _Stopwatch()
     plan = plan or load_plan()
     no_person = sorted(name for name, et in plan.event_types.items() if et.identity == "none")
-    recs = normalized_records(inputs.lead_records(wh))
-    regions = pd.Series(recs["country"].to_numpy(dtype=object, na_value=None), index=recs["lead_id"])
-    contacts = normalized_contacts(inputs.contact_values(wh), regions)
-    contacts = contacts.merge(recs[["lead_id", "first_seen"]], on="lead_id", how="left")
+    form = normal_form(wh, full)
+    recs = form.records.copy()
+    contacts = form.contacts.merge(recs[["lead_id", "first_seen"]], on="lead_id", how="left")
     lead_maps = inputs.lead_mappings(mappings)
     sources, merges = inputs.source_records(wh, lead_maps)
     event_ids = inputs.event_lead_ids(wh, no_person).column("lead_id").to_pylist()
@@ -97,7 +95,8 @@ def resolve(wh: Warehouse, mappings: Sequence[SourceMapping], config: IdentityCo
                            clustering.rejected.assign(accepted=False),
                            refused.assign(accepted=False, reason="names_conflict")], ignore_index=True)
     clock.lap("decisions_and_map")
-    summary = {**_summary(recs, identity_map, all_edges, clustering, hits, log, decisions), "seconds": clock.laps}
+    summary = {**_summary(recs, identity_map, all_edges, clustering, hits, log, decisions),
+               "records_normalized": form.normalized, "seconds": clock.laps}
     state = recs[["lead_id", "fingerprint", "first_seen"]].assign(model_version=model.version if model else None)
     return Resolution(identity_map, all_edges, decisions, state, pairs, model, trained, mode, compared, summary)
 
@@ -140,15 +139,18 @@ def _probabilistic(wh: Warehouse, recs: pd.DataFrame, config: IdentityConfig, fu
     if full or trained or before.empty or (before["model_version"] != model.version).any():
         pairs = probabilistic.score(model, recs, p.keep_scores_from)
         return model, trained, "full", pairs.assign(model_version=model.version), len(recs)
-    old_pairs = store.read(wh, "match_pairs").rename(columns={"left_lead_id": "left", "right_lead_id": "right"})
-    known = dict(zip(before["lead_id"], before["fingerprint"]))
-    changed = {x for x, f in zip(recs["lead_id"], recs["fingerprint"]) if known.get(x) != f}
-    present = set(recs["lead_id"])
-    keep = old_pairs[~old_pairs["left"].isin(changed) & ~old_pairs["right"].isin(changed)
-                     & old_pairs["left"].isin(present) & old_pairs["right"].isin(present)]
-    new = probabilistic.score(model, recs, p.keep_scores_from, changed=changed) if changed else empty.iloc[:, :5]
-    pairs = pd.concat([keep.drop(columns="model_version"), new], ignore_index=True)
-    pairs = pairs.sort_values(["left", "right"]).drop_duplicates(["left", "right"]).reset_index(drop=True)
+    old_pairs = store.read(wh, "match_pairs", order_by=("left_lead_id", "right_lead_id")).rename(
+        columns={"left_lead_id": "left", "right_lead_id": "right"})
+    ids, prints = recs["lead_id"].to_numpy(dtype=object), recs["fingerprint"].to_numpy(dtype=object)
+    was = before.set_index("lead_id")["fingerprint"].reindex(ids).to_numpy(dtype=object)
+    changed = set(ids[was != prints])  # new records too (no earlier fingerprint)
+    unchanged = pa.array(ids[was == prints], pa.string())
+    keep = old_pairs[is_in(old_pairs["left"], unchanged) & is_in(old_pairs["right"], unchanged)]
+    pairs = keep.drop(columns="model_version").reset_index(drop=True)  # sorted as read, each pair once
+    if changed:
+        new = probabilistic.score(model, recs, p.keep_scores_from, changed=changed)
+        pairs = pd.concat([pairs, new], ignore_index=True)
+        pairs = pairs.sort_values(["left", "right"]).drop_duplicates(["left", "right"]).reset_index(drop=True)
     return model, trained, "incremental", pairs.assign(model_version=model.version), len(changed)
 
 

@@ -54,12 +54,13 @@ def append(wh: Warehouse, schema: str, name: str, data: pa.Table) -> None:
         wh.insert_arrow(schema, name, data)
 
 
-def read(wh: Warehouse, name: str, columns: list[str] | None = None) -> pd.DataFrame:
+def read(wh: Warehouse, name: str, columns: list[str] | None = None, order_by: tuple[str, ...] = ()) -> pd.DataFrame:
     schema = SCHEMAS[name]
     columns = columns or schema.names
     if not wh.table_exists("identity", name):
         return schema.empty_table().select(columns).to_pandas()
-    return wh.fetch_arrow(f"select {', '.join(columns)} from {wh.table_name('identity', name)}").to_pandas()
+    order = f" order by {', '.join(order_by)}" if order_by else ""
+    return wh.fetch_arrow(f"select {', '.join(columns)} from {wh.table_name('identity', name)}{order}").to_pandas()
 
 
 def latest_model(wh: Warehouse) -> MatchModel | None:
