@@ -15,6 +15,7 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -24,7 +25,7 @@ from rapidfuzz.distance import DamerauLevenshtein, JaroWinkler
 from crm_platform.identity import normalize as norm
 from crm_platform.identity.config import Guards
 from crm_platform.identity.decisions import ordered_pairs
-from crm_platform.identity.inputs import SourceMerge, render_lead_id
+from crm_platform.identity.inputs import SourceMerge, sql_literal
 from crm_platform.sources.mapping import SourceMapping
 
 EDGE_COLUMNS = ["left", "right", "rule", "score", "evidence"]
@@ -213,16 +214,33 @@ def conflicting_pairs(pairs: pd.DataFrame, records: pd.DataFrame) -> pd.Series:
 
 
 def external_id_edges(external: pd.DataFrame, mappings: Sequence[SourceMapping]) -> pd.DataFrame:
-    """A record's `external_ids` naming a record of another lead mapping, by that mapping's lead id."""
-    by_system = {m.source_system: m for m in mappings}
-    rows = []
-    for lead_id, text in zip(external["lead_id"], external["ids"]):
-        for system, value in (json.loads(text) if text else {}).items():
-            m = by_system.get(system)
-            if m is None or not isinstance(value, (str, int)) or value == "":
+    """A record's `external_ids` naming a record of another lead mapping, by that mapping's lead id.
+    An id is a non-empty string or an integer; anything else names no record. Read in an embedded
+    DuckDB, one pass per mapping: a Python loop over 300k texts took 8 s."""
+    if external.empty:
+        return edges_from_rows([])
+    table = pa.table({"lead_id": pa.array(external["lead_id"], pa.string(), from_pandas=True),
+                      "ids": pa.array(external["ids"], pa.string(), from_pandas=True)})
+    parts = []
+    con = duckdb.connect()
+    try:
+        con.register("ext", table)
+        by_system = {m.source_system: m for m in mappings}  # one lead mapping per system
+        for m in by_system.values():
+            if not m.lead_id:
                 continue
-            rows.append((lead_id, render_lead_id(m, str(value)), "external_id", 1.0, {"system": system}))
-    return edges_from_rows(rows)
+            value = f"json_extract(ids, '$.' || {sql_literal(json.dumps(m.source_system))})"
+            key = f"json_extract_string(ids, '$.' || {sql_literal(json.dumps(m.source_system))})"
+            other = sql_literal(m.lead_id)
+            for col in m.template_columns():
+                other = f"replace({other}, {sql_literal('{' + col + '}')}, {key})"
+            found = con.sql(f"SELECT lead_id, {other} AS other FROM ext WHERE json_valid(ids) "
+                            f"AND json_type({value}) IN ('VARCHAR', 'BIGINT', 'UBIGINT') AND {key} <> ''").to_df()
+            parts.append(edges(found["lead_id"], found["other"], "external_id", 1.0,
+                               json.dumps({"system": m.source_system}, sort_keys=True)))
+    finally:
+        con.close()
+    return pd.concat(parts, ignore_index=True) if parts else edges_from_rows([])
 
 
 def source_merge_edges(merges: Sequence[SourceMerge]) -> pd.DataFrame:

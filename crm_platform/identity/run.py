@@ -119,12 +119,12 @@ def update_canonical_ids(wh: Warehouse, identity_map: pd.DataFrame, previous: pd
     and of records whose canonical id changed (split back to themselves, say). Returns how many
     records' canonical id changed in this run."""
     nodes = identity_map[["record_lead_id", "lead_id"]].drop_duplicates("record_lead_id")
-    before = dict(zip(previous["record_lead_id"], previous["lead_id"])) if len(previous) else {}
-    moved = [before.get(r, r) != c for r, c in zip(nodes["record_lead_id"], nodes["lead_id"])]
-    stale = pd.Series([m or r != c for m, r, c in zip(moved, nodes["record_lead_id"], nodes["lead_id"])],
-                      index=nodes.index, dtype=bool)
-    changed = nodes[stale]
-    mapping = pa.table({"key": changed["record_lead_id"].astype(str).tolist(), "value": changed["lead_id"].astype(str).tolist()})
+    record, canonical = nodes["record_lead_id"].astype(object), nodes["lead_id"].astype(object)
+    before = previous.drop_duplicates("record_lead_id").set_index("record_lead_id")["lead_id"].astype(object)
+    moved = record.map(before).fillna(record) != canonical  # a new record was its own canonical id
+    changed = nodes[moved | (record != canonical)]
+    mapping = pa.table({"key": pa.array(changed["record_lead_id"].astype(str).to_numpy(dtype=object), pa.string()),
+                        "value": pa.array(changed["lead_id"].astype(str).to_numpy(dtype=object), pa.string())})
     if mapping.num_rows:
         wh.update_column("core", "events", "canonical_lead_id", "lead_id", mapping)
-    return sum(moved)
+    return int(moved.sum())

@@ -88,12 +88,14 @@ def test_phone_links_only_with_a_compatible_name():
 def test_external_ids_and_source_merges():
     maps = load_mappings(load_plan())
     import pandas as pd
-    ext = pd.DataFrame({"lead_id": ["lead_1", "hubspot:7"], "ids": ['{"hubspot": "42"}', '{"hubspot": "7"}']})
+    ext = pd.DataFrame({"lead_id": ["lead_1", "lead_7", "lead_2", "lead_3", "lead_4", "lead_5", "lead_6"],
+                        "ids": ['{"hubspot": "42"}', '{"hubspot": 7}', "",  # ClickHouse's text for no key
+                                '{"hubspot": ""}', '{"hubspot": {"id": 9}}', '"42"', '{"crm_x": "42"}']})
     edges = rules.edges_frame([rules.external_id_edges(ext, maps),
                                rules.source_merge_edges([SourceMerge("salesforce:A", "salesforce:B",
                                                                      "source_merge:salesforce", "salesforce")])])
     assert edges[["left", "right", "rule"]].values.tolist() == [
-        ["hubspot:42", "lead_1", "external_id"], ["salesforce:A", "salesforce:B", "source_merge:salesforce"]]
+        ["hubspot:42", "lead_1", "external_id"], ["hubspot:7", "lead_7", "external_id"], ["salesforce:A", "salesforce:B", "source_merge:salesforce"]]
 
 
 def test_strongest_rule_names_a_pair_found_twice():
