@@ -63,24 +63,14 @@ def _chunks(wh: Warehouse) -> list[str]:
     return [f"(ascii(right(lead_id, 1)) * 7 + ascii(right(lead_id, 2))) % {k} = {i}" for i in range(k)]
 
 
-# Lead ids per query when only some records are read: keeps the statement far below ClickHouse's
-# max_query_size (256 KiB) whatever the ids.
-IDS_PER_QUERY = 2_000
-
-
-def _id_chunks(leads: Sequence[str]) -> list[str]:
-    ids = sorted(leads)
-    return [f"lead_id IN ({', '.join(sql_literal(x) for x in ids[i:i + IDS_PER_QUERY])})"
-            for i in range(0, len(ids), IDS_PER_QUERY)]
-
-
 def _chunked(wh: Warehouse, sql: str, leads: Sequence[str] | None = None) -> pa.Table:
     """`sql` (with a `{chunk}` predicate on lead_id) run chunk by chunk, results concatenated; with
-    `leads`, only for those lead ids (none: the query's empty result)."""
-    if leads is not None and not leads:
-        return naive_utc(wh.fetch_arrow(sql.format(chunk="false")))
-    chunks = _chunks(wh) if leads is None else _id_chunks(leads)
-    parts = [naive_utc(wh.fetch_arrow(sql.format(chunk=c))) for c in chunks]
+    `leads`, only for those lead ids (sent along with each statement, as a table)."""
+    chunks, tables = (["false"] if leads is not None and not leads else _chunks(wh)), None
+    if leads:
+        tables = {"identity_leads": pa.table({"lead_id": pa.array(sorted(leads), pa.string())})}
+        chunks = [f"{c} AND lead_id IN (SELECT lead_id FROM identity_leads)" for c in chunks]
+    parts = [naive_utc(wh.fetch_arrow(sql.format(chunk=c), tables=tables)) for c in chunks]
     wh.release_memory()  # the identity step's Python work needs the memory the engine cached
     return pa.concat_tables(parts) if len(parts) > 1 else parts[0]
 

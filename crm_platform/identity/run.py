@@ -121,7 +121,7 @@ def update_canonical_ids(wh: Warehouse, identity_map: pd.DataFrame, previous: pd
     nodes = identity_map[["record_lead_id", "lead_id"]].drop_duplicates("record_lead_id")
     record, canonical = nodes["record_lead_id"].astype(object), nodes["lead_id"].astype(object)
     before = previous.drop_duplicates("record_lead_id").set_index("record_lead_id")["lead_id"].astype(object)
-    moved = record.map(before).fillna(record) != canonical  # a new record was its own canonical id
+    moved = record.map(before).astype(object).fillna(record) != canonical  # a new record was its own canonical id
     changed = nodes[moved | (record != canonical)]
     mapping = pa.table({"key": pa.array(changed["record_lead_id"].astype(str).to_numpy(dtype=object), pa.string()),
                         "value": pa.array(changed["lead_id"].astype(str).to_numpy(dtype=object), pa.string())})

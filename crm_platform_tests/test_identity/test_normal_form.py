@@ -7,6 +7,7 @@ from datetime import timedelta
 import pandas as pd
 import pytest
 
+from crm_platform.identity import inputs
 from crm_platform.identity import normal_form as nf
 from crm_platform_tests.test_ingest.helpers import event, land, query, warehouse
 
@@ -25,7 +26,8 @@ def _assert_equals_a_fresh_normalization() -> None:
 
 
 def test_a_run_normalizes_only_changed_records_and_holds_what_a_fresh_run_would(data_dir, monkeypatch):
-    monkeypatch.setattr(nf, "MAX_CHANGED_SHARE", 1.0)  # the small world: any share takes the id-list path
+    monkeypatch.setattr(nf, "MAX_CHANGED_SHARE", 1.0)  # the small world: any share reads only changed records
+    monkeypatch.setattr(inputs, "EVENTS_PER_CHUNK", 3)  # and in chunks
     land_world(data_dir / "landing")
     first = resolve_now(data_dir).resolution
     records = first.summary["lead_records"]
