@@ -203,6 +203,40 @@ def test_each_tables_metadata_shows_the_zones_of_its_rows(engine, data_dir):
             "basis": "core.events", "zones": {"ca": {"rows": 2}, "uk": {"rows": 2}, "unknown": {"rows": 2}}}
 
 
+def test_the_leads_zones_are_built_once_and_again_only_when_events_or_canonical_ids_change(engine, data_dir,
+                                                                                          monkeypatch):
+    from crm_platform.governance import residency as gov
+
+    builds = []
+    real = gov.lead_zones_sql
+    monkeypatch.setattr(gov, "lead_zones_sql", lambda *a, **k: builds.append(1) or real(*a, **k))
+    landing = data_dir / "landing"
+    land(landing, "a.jsonl", [lead("uk_created", "lead_uk", "GB"), lead("ca_created", "lead_ca", "Canada"),
+                              activity("ca_call", "lead_ca")])
+    ingest(data_dir)
+    with warehouse() as wh:
+        wh.replace_table("marts", "lead_rows", pa.table({"lead_id": ["lead_uk", "lead_ca", "lead_ca"]}))
+        wh.replace_table("marts", "other_rows", pa.table({"lead_id": ["lead_ca"]}))
+        assert table_zones(wh, "marts", "lead_rows")["zones"] == {"ca": {"rows": 2, "leads": 1},
+                                                                  "uk": {"rows": 1, "leads": 1}}
+        assert table_zones(wh, "marts", "other_rows")["zones"] == {"ca": {"rows": 1, "leads": 1}}
+        assert len(builds) == 1  # the second table reads the kept zones
+        # A merge: lead_uk's records are lead_ca's now; the newest signal of the two (same time, the
+        # greater event id) is the UK's, and lead_uk is no canonical lead any more.
+        wh.update_column("core", "events", "canonical_lead_id", "lead_id",
+                         pa.table({"key": ["lead_uk"], "value": ["lead_ca"]}))
+        assert table_zones(wh, "marts", "lead_rows")["zones"] == {"uk": {"rows": 2, "leads": 1},
+                                                                  "unknown": {"rows": 1, "leads": 1}}
+        assert len(builds) == 2
+    land(landing, "b.jsonl", [lead("ca_moved", "lead_ca", "Canada", event_type="lead_updated",
+                                   occurred_at="2026-03-11T09:00:00Z")])
+    ingest(data_dir)  # a newer signal: lead_ca is in Canada again
+    with warehouse() as wh:
+        assert table_zones(wh, "marts", "other_rows")["zones"] == {"ca": {"rows": 1, "leads": 1}}
+        assert table_zones(wh, "marts", "lead_rows")["zones"]["ca"] == {"rows": 2, "leads": 1}
+    assert len(builds) == 3
+
+
 def test_the_config_is_checked_when_it_loads():
     config = load_config()
     assert config.default_zone == "unknown" and "unknown" not in config.tags
