@@ -32,7 +32,7 @@ RECORDS, CONTACTS = ("pii", "identity_normal_records"), ("pii", "identity_normal
 VERSION = ["lead_events", "last_ingested_at"]
 RECORD_COLUMNS = ["lead_id", "first_seen", *COLUMNS, "email_domain", "phone"]
 CONTACT_COLUMNS = ["lead_id", "field", "key"]
-# Above this share of changed records, one pass over everything is cheaper than id lists.
+# Above this share of changed records, one pass over everything is cheaper than joining their ids.
 MAX_CHANGED_SHARE = 0.25
 
 
@@ -58,7 +58,7 @@ def normal_form(wh: Warehouse, full: bool = False) -> NormalForm:
         if len(changed) > MAX_CHANGED_SHARE * max(len(versions), 1):
             changed = None
     if changed is None:  # everything
-        records, contacts = _normalize(wh, None)
+        records, contacts = _sorted(*_normalize(wh, None))
     else:
         stay = pa.array(known.loc[same, "lead_id"].to_numpy(dtype=object), pa.string())
         if not changed and len(stay) == len(kept_records):
@@ -75,8 +75,7 @@ def normal_form(wh: Warehouse, full: bool = False) -> NormalForm:
 def _normalize(wh: Warehouse, leads: list[str] | None) -> tuple[pd.DataFrame, pd.DataFrame]:
     records = normalized_records(inputs.lead_records(wh, leads))
     regions = pd.Series(records["country"].to_numpy(dtype=object, na_value=None), index=records["lead_id"])
-    contacts = normalized_contacts(inputs.contact_values(wh, leads), regions)
-    return _sorted(records, contacts)
+    return records, normalized_contacts(inputs.contact_values(wh, leads), regions)
 
 
 def _sorted(records: pd.DataFrame, contacts: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -93,8 +92,8 @@ def _read_kept(wh: Warehouse) -> tuple[pd.DataFrame, pd.DataFrame] | None:
     """The kept normal form, or None when there is none of this release's shape."""
     if not (wh.table_exists(*RECORDS) and wh.table_exists(*CONTACTS)):
         return None
-    names = {name for name, _ in wh.list_tables().get(RECORDS, [])}
-    if not names.issuperset(RECORD_COLUMNS + VERSION):
+    names = wh.fetch_arrow(f"SELECT * FROM {wh.table_name(*RECORDS)} LIMIT 0").column_names
+    if not set(names).issuperset(RECORD_COLUMNS + VERSION):
         return None
     records = inputs.naive_utc(wh.fetch_arrow(
         f"SELECT {', '.join(RECORD_COLUMNS + VERSION)} FROM {wh.table_name(*RECORDS)} ORDER BY lead_id"))

@@ -25,7 +25,7 @@ from rapidfuzz.distance import DamerauLevenshtein, JaroWinkler
 from crm_platform.identity import normalize as norm
 from crm_platform.identity.config import Guards
 from crm_platform.identity.decisions import ordered_pairs
-from crm_platform.identity.inputs import SourceMerge, sql_literal
+from crm_platform.identity.inputs import SourceMerge, render_lead_id, sql_literal
 from crm_platform.sources.mapping import SourceMapping
 
 EDGE_COLUMNS = ["left", "right", "rule", "score", "evidence"]
@@ -229,13 +229,11 @@ def external_id_edges(external: pd.DataFrame, mappings: Sequence[SourceMapping])
         for m in by_system.values():
             if not m.lead_id:
                 continue
-            value = f"json_extract(ids, '$.' || {sql_literal(json.dumps(m.source_system))})"
-            key = f"json_extract_string(ids, '$.' || {sql_literal(json.dumps(m.source_system))})"
-            other = sql_literal(m.lead_id)
-            for col in m.template_columns():
-                other = f"replace({other}, {sql_literal('{' + col + '}')}, {key})"
-            found = con.sql(f"SELECT lead_id, {other} AS other FROM ext WHERE json_valid(ids) "
-                            f"AND json_type({value}) IN ('VARCHAR', 'BIGINT', 'UBIGINT') AND {key} <> ''").to_df()
+            path = f"'$.' || {sql_literal(json.dumps(m.source_system))}"
+            found = con.sql(f"SELECT lead_id, json_extract_string(ids, {path}) AS id FROM ext WHERE json_valid(ids) "
+                            f"AND json_type(json_extract(ids, {path})) IN ('VARCHAR', 'BIGINT', 'UBIGINT') "
+                            f"AND json_extract_string(ids, {path}) <> ''").to_df()
+            found["other"] = [render_lead_id(m, x) for x in found["id"]]
             parts.append(edges(found["lead_id"], found["other"], "external_id", 1.0,
                                json.dumps({"system": m.source_system}, sort_keys=True)))
     finally:
