@@ -148,6 +148,11 @@ def test_late_events_change_only_the_snapshots_after_them_and_incremental_equals
         m4 = M3 + timedelta(days=7)
         assert after.loc[("Q", m4)].activities_7d == before.loc[("Q", m4)].activities_7d + 1
         assert after.loc[("Q", m4)].touches_events_7d == 1
+        # The leakage check samples what this run computed, not the carried rows checked before.
+        weekly = [t for t in run.computed if t != run.watermark]
+        assert checks.sample_snapshots(wh, run.computed) == sorted({weekly[0], weekly[len(weekly) // 2], weekly[-1]})
+        assert min(checks.sample_snapshots(wh, run.computed)) > M3 and M1 in checks.sample_snapshots(wh)
+        assert checks.sample_snapshots(wh, [run.watermark]) == [max(weekly)]  # none weekly: the latest
         full = build_features(wh, load_plan(), CONFIG, full=True)
         assert full.mode == "full" and _table(wh, "lead_features").equals(after)
 
@@ -195,3 +200,24 @@ def test_batches_that_cut_snapshots_into_lead_ranges_give_the_same_rows(engine, 
         monkeypatch.setattr(feature_run, "BATCH_ROWS", 1)  # every snapshot cut into single-lead ranges
         assert len(feature_run._batches(wh, build_features(wh, load_plan(), CONFIG, full=True).computed)) > 20
         assert _table(wh, "lead_features").equals(whole)
+
+
+def test_the_leakage_check_recomputes_a_sample_of_leads_with_their_browsers(engine, monkeypatch):
+    leaky = Feature("activities_ever", "(SELECT count(*) FROM {events} AS x WHERE x.canonical_lead_id = s.lead_id "
+                    "AND x.event_type = 'activity_logged')", ("activity_logged",), None, "Reads the future.")
+    monkeypatch.setattr(checks, "SAMPLE_LEADS", 1)  # one in as many leads as the snapshot has
+    with warehouse() as wh:
+        build().write(wh)
+        run = build_features(wh, load_plan(), CONFIG)
+        honest = checks.evaluate(wh, load_plan(), CONFIG, computed=run.computed)[0]
+        sample = {r[0] for r in wh.fetchall(f"select lead_id from {wh.table_name('features', 'check_sample')}")}
+        users = {r[0] for r in wh.fetchall(f"select user_id from {wh.table_name('features', 'check_sample_users')}")}
+        leads = {r[0] for r in wh.fetchall(f"select distinct canonical_lead_id from {wh.table_name('core', 'events')} "
+                                           "where canonical_lead_id is not null")}
+        features = FeatureSet.build(load_plan(), CONFIG, extra=(leaky,))
+        build_features(wh, load_plan(), CONFIG, features=features)
+        leaked = checks.evaluate(wh, load_plan(), CONFIG, features)[0]
+    assert honest.passed, honest.description
+    assert 0 < len(sample) < len(leads) and sample <= leads
+    assert users == ({"u1"} if sample & {"Q", "R"} else set())  # Q's anonymous touch, the browser R shares
+    assert not leaked.passed

@@ -75,5 +75,5 @@ def lead_features(context: dg.AssetExecutionContext, config: FeatureRunConfig, w
             "label_window_days": settings.labels.window_days,
             "labels": dg.MetadataValue.md(markdown_table(balance)),
         })
-        for result in checks.evaluate(wh, plan, settings):
+        for result in checks.evaluate(wh, plan, settings, computed=run.computed):
             yield check_result(result)
