@@ -132,9 +132,18 @@ def event_lead_ids(wh: Warehouse, no_person_types: Sequence[str] = ()) -> pa.Tab
     and but for the event types about no person (`no_person_types`, `identity: none` in the plan,
     such as campaign spend), whose lead_id, if one is given, is kept as sent and names no record."""
     ev = wh.table_name("core", "events")
+    return wh.fetch_arrow(f"SELECT DISTINCT lead_id FROM {ev} WHERE {event_lead_ids_where(no_person_types)} ORDER BY lead_id")
+
+
+def event_lead_ids_where(no_person_types: Sequence[str] = ()) -> str:
+    """The predicate on core.events of the events whose lead id is a record (event_lead_ids)."""
     skip = f" AND event_type NOT IN ({', '.join(sql_literal(t) for t in no_person_types)})" if no_person_types else ""
-    return wh.fetch_arrow(f"SELECT DISTINCT lead_id FROM {ev} WHERE lead_id IS NOT NULL "
-                          f"AND source_file LIKE 'events/%' AND source NOT IN {PLATFORM_SOURCES}{skip} ORDER BY lead_id")
+    return f"lead_id IS NOT NULL AND source_file LIKE 'events/%' AND source NOT IN {PLATFORM_SOURCES}{skip}"
+
+
+def no_person_types(plan) -> list[str]:
+    """The plan's event types about no person (`identity: none`): their lead_id names no record."""
+    return sorted(name for name, et in plan.event_types.items() if et.identity == "none")
 
 
 def sql_literal(text: str) -> str:

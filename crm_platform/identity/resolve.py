@@ -42,7 +42,7 @@ class Resolution:
     pairs: pd.DataFrame  # scored candidate pairs kept for the next run
     model: MatchModel | None
     trained: bool
-    mode: str  # full | incremental | rules_only
+    mode: str  # full | incremental | rules_only; unchanged (run.py: the last graph kept, edges, records and pairs not read)
     compared: int  # records whose pairs were scored this run
     summary: dict
 
@@ -52,7 +52,7 @@ def resolve(wh: Warehouse, mappings: Sequence[SourceMapping], config: IdentityCo
             plan: TrackingPlan | None = None) -> Resolution:
     clock = _Stopwatch()
     plan = plan or load_plan()
-    no_person = sorted(name for name, et in plan.event_types.items() if et.identity == "none")
+    no_person = inputs.no_person_types(plan)
     form = normal_form(wh, full)
     recs = form.records.copy()
     contacts = form.contacts.merge(recs[["lead_id", "first_seen"]], on="lead_id", how="left")

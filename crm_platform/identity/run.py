@@ -4,11 +4,16 @@ path, write the identity tables and fill `core.events.canonical_lead_id`.
 The decisions land as a canonical event file (`landing/events/identity/`), so they are validated,
 ledgered and replayable like every other event. Order makes a crash harmless: decisions first (a
 rerun finds them in the log and decides nothing twice), then the tables, then canonical ids.
+
+When nothing the graph reads changed since the last run (input_marks.py: a night of touches and
+activities of known leads), the last graph stands: the run only gives the new events their canonical
+ids and records itself (mode `unchanged`). `full` always resolves.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,7 +23,7 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
-from crm_platform.identity import store
+from crm_platform.identity import input_marks, inputs, store
 from crm_platform.identity.config import IdentityConfig
 from crm_platform.identity.decisions import (
     DECISION_COLUMNS,
@@ -53,7 +58,13 @@ def run_identity(wh: Warehouse, landing_dir: Path, plan: TrackingPlan, pii_key: 
     now = now or datetime.now(UTC)
     mappings = load_mappings(plan) if mappings is None else mappings
     hasher = PiiHasher(pii_key, ())
+    key = input_marks.configuration_key(config, mappings, plan.version, hasher.hash("identity configuration"))
+    no_person = inputs.no_person_types(plan)
     with wh.exclusive("identity"):
+        started = time.perf_counter()
+        last = store.last_summary(wh)
+        if not full and input_marks.unchanged(wh, last.get("input_marks"), input_marks.marks(wh, key), no_person):
+            return _unchanged(wh, last, now, time.perf_counter() - started)
         res = resolve(wh, mappings, config, hasher.hash, now, full=full, plan=plan)
         path, outcomes = None, []
         if len(res.decisions):
@@ -62,10 +73,25 @@ def run_identity(wh: Warehouse, landing_dir: Path, plan: TrackingPlan, pii_key: 
             failed = [o for o in outcomes if o.records_quarantined or o.status != "complete"]
             if failed:  # our own events must validate: anything else is a bug, not bad data
                 raise RuntimeError(f"identity decisions in {path} did not all validate: {failed[0]}")
+        res.summary["input_marks"] = input_marks.marks(wh, key)  # its own decisions included
         previous = store.read(wh, "lead_identity_map", ["record_lead_id", "lead_id"])
         write_tables(wh, res, now)
         changed = update_canonical_ids(wh, res.identity_map, previous)
     return IdentityRun(res, path, outcomes, changed)
+
+
+def _unchanged(wh: Warehouse, last: dict, now: datetime, seconds: float) -> IdentityRun:
+    """Nothing the graph reads changed (input_marks): the last run's graph stands. Only the events
+    ingested since get their canonical ids; the run is recorded, deciding nothing."""
+    identity_map = store.read(wh, "lead_identity_map")
+    model = store.latest_model(wh)
+    summary = {**last, "records_normalized": 0, "decisions": {}, "seconds": {"input_marks": round(seconds, 3)}}
+    res = Resolution(identity_map, store.read(wh, "edges").head(0), pd.DataFrame(columns=DECISION_COLUMNS),
+                     store.read(wh, "records").head(0), store.read(wh, "match_pairs").head(0), model, False,
+                     "unchanged", 0, summary)
+    store.append(wh, "identity", "runs", _run_row(res, now))
+    changed = update_canonical_ids(wh, identity_map, identity_map)
+    return IdentityRun(res, None, [], changed)
 
 
 def write_decisions(landing_dir: Path, decisions: pd.DataFrame, now: datetime) -> str:
@@ -105,12 +131,17 @@ def write_tables(wh: Warehouse, res: Resolution, now: datetime) -> None:
     store.write(wh, "records", store.table("records", res.records))
     store.write(wh, "match_pairs", store.table("match_pairs", res.pairs.rename(
         columns={"left": "left_lead_id", "right": "right_lead_id"})))
-    store.append(wh, "identity", "runs", store.table("runs", {
+    store.append(wh, "identity", "runs", _run_row(res, now))
+    store.write(wh, "lead_identity_map", store.table("lead_identity_map", res.identity_map))
+
+
+def _run_row(res: Resolution, now: datetime) -> pa.Table:
+    naive = pd.Timestamp(now).tz_convert(None) if pd.Timestamp(now).tzinfo else pd.Timestamp(now)
+    return store.table("runs", {
         "resolved_at": [naive.to_pydatetime()], "mode": [res.mode],
         "model_version": [res.model.version if res.model else None], "records": [res.summary["lead_records"]],
         "records_compared": [res.compared], "clusters": [res.summary["canonical_leads"]],
-        "decisions": [len(res.decisions)], "summary": [json.dumps(res.summary, sort_keys=True, default=str)]}))
-    store.write(wh, "lead_identity_map", store.table("lead_identity_map", res.identity_map))
+        "decisions": [len(res.decisions)], "summary": [json.dumps(res.summary, sort_keys=True, default=str)]})
 
 
 def update_canonical_ids(wh: Warehouse, identity_map: pd.DataFrame, previous: pd.DataFrame) -> int:

@@ -63,6 +63,14 @@ def read(wh: Warehouse, name: str, columns: list[str] | None = None, order_by: t
     return wh.fetch_arrow(f"select {', '.join(columns)} from {wh.table_name('identity', name)}{order}").to_pandas()
 
 
+def last_summary(wh: Warehouse) -> dict:
+    """The summary of the latest run ({} before the first)."""
+    if not wh.table_exists("identity", "runs"):
+        return {}
+    rows = wh.fetchall(f"select summary from {wh.table_name('identity', 'runs')} order by resolved_at desc limit 1")
+    return json.loads(rows[0][0]) if rows and rows[0][0] else {}
+
+
 def latest_model(wh: Warehouse) -> MatchModel | None:
     if not wh.table_exists("identity", "match_models"):
         return None
