@@ -9,8 +9,11 @@ watermark itself. A run computes only what can have changed:
 - otherwise the snapshots after the earliest occurred_at among events ingested since the last run
   (a late event changes only what comes after it), the new weeks, and the watermark.
 
-The rest of the table is carried over as it is, and the table is swapped in whole (rebuild_table),
-so a reader never sees half a run. Labels are rebuilt every run: they look ahead by design.
+The rest of the table is carried over as it is. When what changed is the latest days only (a night:
+the latest week and the watermark), those days' partitions are replaced in one step (replace_range)
+and the rest stays in place; otherwise the table is built aside and swapped in whole
+(rebuild_table). Either way a reader never sees half a run. Labels are rebuilt every run: they look
+ahead by design.
 
 Consent (crm_platform/governance/consent.py): a lead without a consent that gates the features has
 no feature and no label rows, history included, by its consent at the time of the run. Carried
@@ -23,7 +26,7 @@ import hashlib
 import json
 import time
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pyarrow as pa
 
@@ -108,6 +111,7 @@ class FeatureRun:
     seconds: dict[str, float] = field(default_factory=dict)
     leads_excluded_by_consent: int = 0
     leads_refreshed: int = 0  # rows of carried-over snapshots computed again (consent given again)
+    replaced_days: tuple[date, date] | None = None  # the partitions replaced; None: the table rebuilt whole
 
 
 @dataclass(frozen=True)
@@ -139,8 +143,9 @@ class FeatureSet:
         columns += [("current_stage", "string"), ("days_in_stage", "double"), ("open_opportunity_amount", "double"),
                     ("lead_source", "string"), ("estimated_value", "double"), ("employee_count", "bigint"),
                     ("email_free_mail", "boolean")]
+        # Partitioned by day: a night replaces the partitions of its latest week and watermark only.
         table = TableDef(SCHEMA, "lead_features", tuple(columns), order_by=("lead_id", "as_of"), partition_by="as_of",
-                         low_cardinality=("feature_version", "current_stage", "lead_source"),
+                         partition_granularity="day", low_cardinality=("feature_version", "current_stage", "lead_source"),
                          description="One row per canonical lead and as_of: what was knowable at as_of.")
         return cls(window, table, fragments, version, consent_params)
 
@@ -190,13 +195,18 @@ def build_features(wh: Warehouse, plan: TrackingPlan, config: FeatureConfig, *, 
     text = load(PACKAGE, "lead_features")
     selects = [render(wh, text, {**params, "batch": batch, "lead_from": lo, "lead_to": hi}, fragments)
                for batch, lo, hi in _batches(wh, compute + refresh_snapshots)]
-    if carry:
-        cols = ", ".join(f'"{c}"' for c in fs.table.column_names)
-        carried = (f"SELECT {cols} FROM {wh.table_name(SCHEMA, 'lead_features')} WHERE list_contains($kept, as_of) "
-                   f"AND lead_id NOT IN (SELECT lead_id FROM {wh.table_name(SCHEMA, 'consent_excluded')}) "
-                   f"AND lead_id NOT IN (SELECT lead_id FROM {wh.table_name(SCHEMA, 'consent_refresh')})")
-        selects.insert(0, (carried, {"kept": kept}))
-    rows = wh.rebuild_table(fs.table, selects)
+    days = _tail_days(wh, snapshots, compute) if carry and not refreshed else None
+    if days:  # only the latest days change: their partitions are swapped, the rest stays in place
+        wh.replace_range(fs.table, *days, selects)
+        rows = wh.row_count(SCHEMA, "lead_features")
+    else:
+        if carry:
+            cols = ", ".join(f'"{c}"' for c in fs.table.column_names)
+            carried = (f"SELECT {cols} FROM {wh.table_name(SCHEMA, 'lead_features')} WHERE list_contains($kept, as_of) "
+                       f"AND lead_id NOT IN (SELECT lead_id FROM {wh.table_name(SCHEMA, 'consent_excluded')}) "
+                       f"AND lead_id NOT IN (SELECT lead_id FROM {wh.table_name(SCHEMA, 'consent_refresh')})")
+            selects.insert(0, (carried, {"kept": kept}))
+        rows = wh.rebuild_table(fs.table, selects)
     seconds["features"] = round(time.perf_counter() - started - sum(seconds.values()), 3)
 
     # Labels over every snapshot: the spine again, whole.
@@ -211,7 +221,7 @@ def build_features(wh: Warehouse, plan: TrackingPlan, config: FeatureConfig, *, 
                 len(compute), rows, label_rows)
     excluded = int(wh.fetchall(f"SELECT count(*) FROM {wh.table_name(SCHEMA, 'consent_excluded')}")[0][0])
     return FeatureRun(fs.version, lversion, mode, watermark, snapshots, compute, rows, label_rows,
-                      d.lineage(fs.window), seconds, excluded, refreshed)
+                      d.lineage(fs.window), seconds, excluded, refreshed, days)
 
 
 def _consent_refresh(wh: Warehouse, params: dict, fragments: dict, kept: list[datetime]) -> int:
@@ -229,6 +239,27 @@ def _consent_refresh(wh: Warehouse, params: dict, fragments: dict, kept: list[da
            f"LEFT JOIN (SELECT lead_id AS f_lead, as_of AS f_as_of FROM {stored} WHERE list_contains($kept, as_of)) AS f "
            f"ON f.f_lead = s.lead_id AND f.f_as_of = s.as_of WHERE f.f_lead IS NULL")
     return wh.rebuild_table(REFRESH, [(sql, {**spine_params, "kept": kept})])
+
+
+def _tail_days(wh: Warehouse, snapshots: list[datetime], compute: list[datetime]) -> tuple[date, date] | None:
+    """The days [start, end) to replace when a run's changes are all in them (a night: the latest
+    week and the watermark): every snapshot from `start` on is computed, every stored row before it
+    is kept as it is (a snapshot still due, of a lead that keeps its consent). None otherwise, and
+    the table is rebuilt whole."""
+    if not compute:
+        return None
+    start = datetime.combine(min(compute).date(), datetime.min.time())
+    if any(s >= start and s not in set(compute) for s in snapshots):
+        return None
+    table = wh.table_name(SCHEMA, "lead_features")
+    stored = [_naive(r[0]) for r in wh.fetchall(f"SELECT DISTINCT as_of FROM {table}")]
+    if any(a < start and a not in set(snapshots) for a in stored):  # a row no longer due, before start
+        return None
+    excluded = wh.fetchall(f"SELECT count(*) FROM {table} WHERE as_of < $start AND lead_id IN "
+                           f"(SELECT lead_id FROM {wh.table_name(SCHEMA, 'consent_excluded')})", {"start": start})[0][0]
+    if excluded:
+        return None
+    return start.date(), max([*compute, *stored]).date() + timedelta(days=1)
 
 
 def _batches(wh: Warehouse, compute: list[datetime]) -> list[tuple[list[datetime], int, int]]:

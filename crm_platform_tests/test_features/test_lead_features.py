@@ -143,6 +143,7 @@ def test_late_events_change_only_the_snapshots_after_them_and_incremental_equals
         run = build_features(wh, load_plan(), CONFIG)
         after = _table(wh, "lead_features")
         assert run.mode == "incremental" and min(run.computed) > M3 and len(run.computed) < len(run.snapshots)
+        assert run.replaced_days == ((M3 + timedelta(days=7)).date(), END.date() + timedelta(days=1))  # M4 on
         early = before.index.get_level_values("as_of") <= M3
         assert after[after.index.get_level_values("as_of") <= M3].equals(before[early])
         m4 = M3 + timedelta(days=7)
@@ -154,7 +155,7 @@ def test_late_events_change_only_the_snapshots_after_them_and_incremental_equals
         assert min(checks.sample_snapshots(wh, run.computed)) > M3 and M1 in checks.sample_snapshots(wh)
         assert checks.sample_snapshots(wh, [run.watermark]) == [max(weekly)]  # none weekly: the latest
         full = build_features(wh, load_plan(), CONFIG, full=True)
-        assert full.mode == "full" and _table(wh, "lead_features").equals(after)
+        assert full.mode == "full" and full.replaced_days is None and _table(wh, "lead_features").equals(after)
 
 
 def test_a_leaky_feature_fails_the_check(data_dir):

@@ -61,6 +61,8 @@ def lead_features(context: dg.AssetExecutionContext, config: FeatureRunConfig, w
             "mode": run.mode,
             "snapshots": len(run.snapshots),
             "snapshots_computed": len(run.computed),
+            "rows_written": "the days " + " to ".join(map(str, run.replaced_days)) + " (partitions replaced)"
+                            if run.replaced_days else "the whole table (rebuilt)",
             "leads_excluded_by_consent": run.leads_excluded_by_consent,
             "leads_recomputed_after_consent": run.leads_refreshed,
             "watermark": str(run.watermark),
