@@ -79,16 +79,19 @@ def coalition_replicates(model: str, coalitions: Coalitions, sets: np.ndarray, s
     empty = np.asarray(sets) == 0
     direct = np.zeros(len(channels))
     direct[channels.index("direct")] = 1.0
-    conv = np.zeros((settings.replicates, len(channels)))
-    rev = np.zeros((settings.replicates, len(channels)))
-    for b in range(settings.replicates):
-        sample = coalitions.resampled(rng)
-        if model == "shapley":
-            shares = shapley.share_matrix(sample, sets, models.shapley_min_support)
-        else:
-            shares = regression.share_matrix(regression.fit(sample, models.regularization)[0], channels, sets)
-        shares[empty] = direct
-        drawn = rng.poisson(set_conversions).astype(float)
-        conv[b] = drawn @ shares
-        rev[b] = _scaled_revenue(set_revenue, set_conversions, drawn) @ shares
-    return Replicates(conv, rev)
+    samples, drawn = [], []
+    for _ in range(settings.replicates):  # the draws in the order of one replicate after the other
+        samples.append(coalitions.resampled(rng))
+        drawn.append(rng.poisson(set_conversions).astype(float))
+    if not samples:
+        return Replicates(np.zeros((0, len(channels))), np.zeros((0, len(channels))))
+    if model == "shapley":  # every replicate's game at once (replicates x sets x channels)
+        stacked = Coalitions(channels, np.stack([c.leads for c in samples]), np.stack([c.converted for c in samples]))
+        shares = shapley.share_matrix(stacked, sets, models.shapley_min_support)
+    else:
+        shares = np.stack([regression.share_matrix(regression.fit(c, models.regularization)[0], channels, sets)
+                           for c in samples])
+    shares[:, empty] = direct
+    drawn = np.stack(drawn)
+    revenue = np.stack([_scaled_revenue(set_revenue, set_conversions, d) for d in drawn])
+    return Replicates(np.einsum("bs,bsc->bc", drawn, shares), np.einsum("bs,bsc->bc", revenue, shares))

@@ -36,13 +36,14 @@ class Coalitions:
 
 
 def subset_sums(values: np.ndarray, n: int) -> np.ndarray:
-    """For every set S, the sum of values over the subsets of S (the zeta transform, O(n 2^n))."""
-    out = values.astype(float).copy()
+    """For every set S, the sum of values over the subsets of S (the zeta transform, O(n 2^n)),
+    along the last axis (leading axes: replicates)."""
+    out = np.array(values, dtype=float)
+    idx = np.arange(out.shape[-1])
     for i in range(n):
         bit = 1 << i
-        idx = np.arange(out.size)
         has = (idx & bit) != 0
-        out[has] += out[idx[has] ^ bit]
+        out[..., has] += out[..., idx[has] ^ bit]
     return out
 
 
@@ -53,10 +54,11 @@ def members(channel_sets, n: int) -> np.ndarray:
 
 def positive_shares(values: np.ndarray, held: np.ndarray) -> np.ndarray:
     """Row-wise shares of a conversion over the channels a set holds, in proportion to their positive
-    values (summing to 1); even over the set's channels when none is positive."""
+    values (summing to 1); even over the set's channels when none is positive. The last axis is
+    the channels (leading axes: replicates)."""
     positive = np.where(held, np.clip(values, 0.0, None), 0.0)
-    total = positive.sum(axis=1, keepdims=True)
-    even = held / np.maximum(held.sum(axis=1, keepdims=True), 1)
+    total = positive.sum(axis=-1, keepdims=True)
+    even = held / np.maximum(held.sum(axis=-1, keepdims=True), 1)
     return np.where(total > 0, positive / np.where(total > 0, total, 1.0), even)
 
 

@@ -37,28 +37,30 @@ def coalition_values(c: Coalitions, min_support: float) -> np.ndarray:
 def all_shapley_values(values: np.ndarray, n: int) -> np.ndarray:
     """(2^n x n): channel i's Shapley value in the game on every set S with coalition `values`,
     phi_i(S) = sum over T within S holding i of (|T|-1)! (|S|-|T|)! / |S|! (v(T) - v(T - i)),
-    for all S at once: per channel and per size |T|, a subset-sum transform of the marginal gains."""
+    for all S at once: per channel and per size |T|, a subset-sum transform of the marginal gains.
+    `values` may have leading axes (replicates): (..., 2^n) gives (..., 2^n, n)."""
     sizes = popcounts(n)
     everything = np.arange(1 << n)
     weight = np.zeros((n + 1, n + 1))  # [|T|, |S|]
     for t in range(1, n + 1):
         for k in range(t, n + 1):
             weight[t, k] = factorial(t - 1) * factorial(k - t) / factorial(k)
-    out = np.zeros((1 << n, n))
+    out = np.zeros((*np.shape(values)[:-1], 1 << n, n))
     for i in range(n):
         bit = 1 << i
         holds = (everything & bit) != 0
-        gain = np.where(holds, values - values[everything & ~bit], 0.0)
+        gain = np.where(holds, values - values[..., everything & ~bit], 0.0)
         for t in range(1, n + 1):
-            out[:, i] += weight[t, sizes] * subset_sums(np.where(sizes == t, gain, 0.0), n)
-        out[~holds, i] = 0.0
+            out[..., i] += weight[t, sizes] * subset_sums(np.where(sizes == t, gain, 0.0), n)
+        out[..., ~holds, i] = 0.0
     return out
 
 
 def share_matrix(c: Coalitions, channel_sets, min_support: float) -> np.ndarray:
-    """(sets x channels): each channel's share of a conversion whose window holds that set."""
+    """(sets x channels): each channel's share of a conversion whose window holds that set. With
+    replicates (Coalitions whose counts have a leading axis), (replicates x sets x channels)."""
     sets = np.asarray(channel_sets, dtype=np.int64)
-    phi = all_shapley_values(coalition_values(c, min_support), len(c.channels))[sets]
+    phi = all_shapley_values(coalition_values(c, min_support), len(c.channels))[..., sets, :]
     return positive_shares(phi, members(sets, len(c.channels)))
 
 

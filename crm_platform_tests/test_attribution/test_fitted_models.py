@@ -138,3 +138,27 @@ def test_markov_bootstrap_refits_on_resampled_paths():
     assert low[0] < point["a"] < high[0] and low[1] < point["b"] < high[1]
     assert reps.conversions[:, 2].max() == 0  # a channel on no path gets nothing in any replicate
     assert reps.conversions.sum(axis=1).std() > 0  # the total itself is resampled
+
+
+def test_coalition_replicates_at_once_equal_one_replicate_after_the_other():
+    """Every Shapley replicate's game solved at once gives what a loop over the same draws gives."""
+    from crm_platform.attribution.bootstrap import coalition_replicates
+    from crm_platform.attribution.config import Models
+
+    channels = ("email", "paid_search", "social", "direct")
+    rs = np.random.RandomState(3)
+    sets = np.arange(16)
+    coalitions = Coalitions.from_counts(channels, sets, rs.randint(20, 400, 16), rs.randint(0, 20, 16))
+    conversions, revenue = rs.randint(0, 50, 16).astype(float), rs.uniform(0, 1e4, 16)
+    settings, models = Bootstrap(replicates=25, seed=7), Models()
+    got = coalition_replicates("shapley", coalitions, sets, conversions, revenue, models, settings)
+    rng = np.random.default_rng(settings.seed + 2)
+    for b in range(settings.replicates):
+        sample = coalitions.resampled(rng)
+        drawn = rng.poisson(conversions).astype(float)
+        shares = shapley.share_matrix(sample, sets, models.shapley_min_support)
+        shares[sets == 0] = [0, 0, 0, 1]
+        assert got.conversions[b] == pytest.approx(drawn @ shares)
+        scaled = revenue * np.divide(drawn, conversions, out=np.zeros_like(revenue), where=conversions > 0)
+        assert got.revenue[b] == pytest.approx(scaled @ shares)
+    assert got.conversions.sum(axis=1) == pytest.approx(got.conversions.sum(axis=1).round())  # whole conversions
