@@ -31,6 +31,7 @@ from typing import Any
 
 import yaml
 
+from crm_platform.ingest.landing import PLATFORM_WRITTEN
 from crm_platform.plan.strict_yaml import StrictLoader
 from crm_platform.warehouse import Warehouse
 from crm_platform.warehouse.sql_files import load, render
@@ -202,9 +203,13 @@ def lead_zones(wh: Warehouse, config: ResidencyConfig) -> tuple[str, dict[str, A
 def _zones_version(wh: Warehouse, config: ResidencyConfig) -> str:
     """What the leads' zones are built from: the events (rows and newest ingest: events are only
     added and deleted), their canonical ids (set by the identity graph's runs; counted too, for a
-    writer of its own), and the configuration."""
+    writer of its own), and the configuration. The events the platform writes itself (identity
+    decisions, scores: landing/events/identity/ and events/ml/) carry no country and no tag, so they
+    leave the zones as they are: a night's scores, ingested after the other layers ran, do not
+    build them again."""
+    own = " and ".join(f"source_file not like {_lit(prefix + '%')}" for prefix in PLATFORM_WRITTEN)
     counts = wh.fetchall(f"select count(*), max(ingested_at), count(canonical_lead_id), count(distinct canonical_lead_id) "
-                         f"from {wh.table_name('core', 'events')}")[0]
+                         f"from {wh.table_name('core', 'events')} where {own}")[0]
     runs = (wh.fetchall(f"select count(*), max(resolved_at) from {wh.table_name('identity', 'runs')}")[0]
             if wh.table_exists("identity", "runs") else ())
     return hashlib.sha256(repr((counts, runs, config)).encode()).hexdigest()[:32]

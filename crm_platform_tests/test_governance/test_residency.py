@@ -235,6 +235,14 @@ def test_the_leads_zones_are_built_once_and_again_only_when_events_or_canonical_
         assert table_zones(wh, "marts", "other_rows")["zones"] == {"ca": {"rows": 1, "leads": 1}}
         assert table_zones(wh, "marts", "lead_rows")["zones"]["ca"] == {"rows": 2, "leads": 1}
     assert len(builds) == 3
+    # The platform's own events (here as the scoring writes them, under landing/events/ml/) carry no
+    # signal: the kept zones stand.
+    land(landing, "ml/2026-03-12.jsonl", [activity("scored_ca", "lead_ca", occurred_at="2026-03-12T02:00:00Z")])
+    ingest(data_dir)
+    with warehouse() as wh:
+        assert query(data_dir, "select source_file from core.events where event_id = 'scored_ca'") == [("events/ml/2026-03-12.jsonl",)]
+        assert table_zones(wh, "marts", "lead_rows")["zones"]["ca"] == {"rows": 2, "leads": 1}
+    assert len(builds) == 3
 
 
 def test_the_config_is_checked_when_it_loads():
