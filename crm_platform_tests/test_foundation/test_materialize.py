@@ -43,3 +43,10 @@ def test_the_command_line_prints_progress_and_exits_zero(data_dir):
     assert p.returncode == 0, p.stdout + p.stderr
     assert "ok      governance__tracking_plan" in p.stdout and "succeeded" in p.stdout
     assert (data_dir / "warehouse.duckdb").exists()
+
+
+def test_a_steps_line_names_each_asset_once_with_its_partitions():
+    from crm_platform.runner import _materialized
+
+    assert _materialized({"core/events": (3489379, 1), "marts/funnel_daily": (1090, 730), "ml/model": (None, 1)}) == (
+        "core/events 3,489,379 rows; marts/funnel_daily 1,090 rows (730 partitions); ml/model")
