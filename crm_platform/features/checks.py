@@ -1,11 +1,11 @@
 """What the feature layer checks about itself (defs/ wires them).
 
-Leakage: for sampled snapshots (and at most SAMPLE_LEADS leads of each), every feature is
+Leakage: for sampled snapshots (and about SAMPLE_LEADS leads of each), every feature is
 recomputed from the events that occurred strictly before that as_of alone (core.events cut at
-as_of) and compared with the stored rows. A feature that reads anything at or after as_of, however
-it does it, gives a difference. The sample is drawn from the snapshots the run computed: rows
-carried over from an earlier run were checked by the run that computed them (a feature definition
-change recomputes every snapshot), and each checked snapshot rebuilds the inputs over every event.
+as_of, the sampled leads' events and those of their browsers) and compared with the stored rows.
+A feature that reads anything at or after as_of, however it does it, gives a difference. The
+snapshots are drawn from those the run computed: rows carried over from an earlier run were checked
+by the run that computed them (a feature definition change recomputes every snapshot).
 """
 from __future__ import annotations
 
