@@ -43,7 +43,8 @@ def sample_snapshots(wh: Warehouse, computed: list[datetime] | None = None) -> l
     rows = [run._naive(r[0]) for r in wh.fetchall(f"SELECT DISTINCT as_of FROM {wh.table_name(*FEATURES)} ORDER BY as_of")]
     weekly = rows[:-1] if len(rows) > 1 else rows
     if computed is not None:
-        weekly = [t for t in weekly if t in set(computed)] or weekly[-1:]
+        chosen = set(computed)
+        weekly = [t for t in weekly if t in chosen] or weekly[-1:]
     return sorted({weekly[0], weekly[len(weekly) // 2], weekly[-1]}) if weekly else []
 
 

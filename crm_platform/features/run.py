@@ -249,11 +249,12 @@ def _tail_days(wh: Warehouse, snapshots: list[datetime], compute: list[datetime]
     if not compute:
         return None
     start = datetime.combine(min(compute).date(), datetime.min.time())
-    if any(s >= start and s not in set(compute) for s in snapshots):
+    computed, due = set(compute), set(snapshots)
+    if any(s >= start and s not in computed for s in snapshots):
         return None
     table = wh.table_name(SCHEMA, "lead_features")
     stored = [_naive(r[0]) for r in wh.fetchall(f"SELECT DISTINCT as_of FROM {table}")]
-    if any(a < start and a not in set(snapshots) for a in stored):  # a row no longer due, before start
+    if any(a < start and a not in due for a in stored):  # a row no longer due, before start
         return None
     excluded = wh.fetchall(f"SELECT count(*) FROM {table} WHERE as_of < $start AND lead_id IN "
                            f"(SELECT lead_id FROM {wh.table_name(SCHEMA, 'consent_excluded')})", {"start": start})[0][0]

@@ -16,10 +16,8 @@ import hashlib
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 
-from crm_platform.identity.inputs import LEAD_EVENTS, event_lead_ids_where
+from crm_platform.identity.inputs import DECISION_EVENTS, LEAD_EVENTS, event_lead_ids_where
 from crm_platform.warehouse import Warehouse
-
-DECISION_EVENTS = "('lead_merged', 'lead_unmerged')"
 
 
 def configuration_key(*parts: object) -> str:

@@ -27,6 +27,7 @@ FIELDS = PII_FIELDS + PLAIN_FIELDS
 # Values a record may have had over time, all evidence (an e-mail corrected later still links).
 MULTI_VALUED = ("email", "phone")
 LEAD_EVENTS = "('lead_created', 'lead_updated')"
+DECISION_EVENTS = "('lead_merged', 'lead_unmerged')"
 PLATFORM_SOURCES = "('identity', 'ml')"
 
 
@@ -222,5 +223,5 @@ def decision_events(wh: Warehouse, source: str | None = None) -> pa.Table:
     return naive_utc(wh.fetch_arrow(
         f"SELECT event_id, event_type, occurred_at, source, lead_id, attributes ->> 'merged_lead_id' AS merged_lead_id, "
         f"attributes ->> 'match_rule' AS match_rule, attributes ->> 'reverses_event_id' AS reverses_event_id "
-        f"FROM {ev} WHERE event_type IN ('lead_merged', 'lead_unmerged'){only} ORDER BY occurred_at, event_id",
+        f"FROM {ev} WHERE event_type IN {DECISION_EVENTS}{only} ORDER BY occurred_at, event_id",
         [source] if source else None))

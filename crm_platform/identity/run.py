@@ -86,9 +86,8 @@ def _unchanged(wh: Warehouse, last: dict, now: datetime, seconds: float) -> Iden
     identity_map = store.read(wh, "lead_identity_map")
     model = store.latest_model(wh)
     summary = {**last, "records_normalized": 0, "decisions": {}, "seconds": {"input_marks": round(seconds, 3)}}
-    res = Resolution(identity_map, store.read(wh, "edges").head(0), pd.DataFrame(columns=DECISION_COLUMNS),
-                     store.read(wh, "records").head(0), store.read(wh, "match_pairs").head(0), model, False,
-                     "unchanged", 0, summary)
+    res = Resolution(identity_map, store.empty("edges"), pd.DataFrame(columns=DECISION_COLUMNS), store.empty("records"),
+                     store.empty("match_pairs"), model, False, "unchanged", 0, summary)
     store.append(wh, "identity", "runs", _run_row(res, now))
     changed = update_canonical_ids(wh, identity_map, identity_map)
     return IdentityRun(res, None, [], changed)

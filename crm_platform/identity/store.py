@@ -63,6 +63,11 @@ def read(wh: Warehouse, name: str, columns: list[str] | None = None, order_by: t
     return wh.fetch_arrow(f"select {', '.join(columns)} from {wh.table_name('identity', name)}{order}").to_pandas()
 
 
+def empty(name: str) -> pd.DataFrame:
+    """No row of table `name`, with its columns."""
+    return SCHEMAS[name].empty_table().to_pandas()
+
+
 def last_summary(wh: Warehouse) -> dict:
     """The summary of the latest run ({} before the first)."""
     if not wh.table_exists("identity", "runs"):
