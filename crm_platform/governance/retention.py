@@ -35,6 +35,7 @@ from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
 
+from crm_platform.governance.residency import SIGNALS
 from crm_platform.ingest.sql_validation import HASH_HEX_CHARS, HASH_PREFIX
 from crm_platform.plan.model import TrackingPlan
 from crm_platform.warehouse import Warehouse
@@ -185,6 +186,8 @@ def enforce_retention(wh: Warehouse, plan: TrackingPlan, now: datetime, run_id: 
             if sum(expiring.values()):
                 _same("core.events", wh.delete_rows("core", "events", expired_event, used_params(expired_event, params)),
                       sum(expiring.values()))
+                if wh.table_exists(*SIGNALS):  # the ingest's index of the events: theirs go with them
+                    wh.delete_rows(*SIGNALS, f"event_id NOT IN (SELECT event_id FROM {t('core', 'events')})")
             for event_type, (days, cutoff) in cutoffs.items():
                 logged("core.events", expiring.get(event_type, 0), event_type=event_type, days=days, cutoff=cutoff)
 

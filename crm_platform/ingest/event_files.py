@@ -43,6 +43,7 @@ from crm_platform.plan.model import TrackingPlan
 from crm_platform.warehouse import DuckDBWarehouse, Warehouse
 from crm_platform.warehouse.tables import (
     EVENTS, INGEST_LEDGER, INGEST_TABLES, LANDED_FILES, PII_QUARANTINE_PAYLOADS, PII_VAULT, QUARANTINE,
+    RESIDENCY_SIGNALS,
 )
 
 # A line's key carries its file's place in the group: file_idx << 40 | line_no. Lines made from a
@@ -106,9 +107,12 @@ def _exact_sql(plan: TrackingPlan, pii_key: bytes) -> tuple[str, dict]:
 
 
 def ensure_ingest_tables(wh: Warehouse) -> None:
+    signals_missing = not wh.table_exists(RESIDENCY_SIGNALS.schema, RESIDENCY_SIGNALS.name)
     for table in INGEST_TABLES:
         wh.ensure_table(table)
     residency.ensure_column(wh)  # an event log created before core.events had data_residency
+    if signals_missing:  # or before core.residency_signals
+        residency.fill_signals(wh)
 
 
 class GroupIngest:

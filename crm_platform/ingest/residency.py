@@ -3,17 +3,28 @@ column added to an event log created before it (crm_platform/governance/residenc
 
 Both validation paths give each accepted event its own zone (an explicit known tag, else its
 country) or the default zone, inside their SELECTs: no per-row Python. The default zone is never
-an own zone, so once a group's events are in, those with the default zone and a lead are the ones
-without a signal of their own; `fill_group` gives them the zone of their lead, as already known:
-its newest event with an own signal (occurred_at, then event_id) among the group's events and those
-stored before. Only those rows are updated; a group without any signal touches none.
+an own zone, so once a group's events are in, those with a zone are its signals: `fill_group`
+records them in `core.residency_signals` (an index of the events, written with them), then gives the
+events with the default zone and a lead the zone of their lead, as already known: its newest signal
+(occurred_at, then event_id) among the group's and those recorded before. Only those rows are
+updated; a group without any signal touches none. The index spares reading every stored event's
+JSON text for the leads of a group (1.6 s for a night's 69k scored leads at 100k leads).
 """
 from __future__ import annotations
 
-from crm_platform.governance.residency import COLUMN, SOURCE_LEAD, ResidencyConfig, lead_zones_sql, load_config
+from crm_platform.governance.residency import (
+    COLUMN,
+    SIGNALS,
+    SOURCE_LEAD,
+    ResidencyConfig,
+    lead_zones_sql,
+    load_config,
+    own_signals_sql,
+)
 from crm_platform.ingest.targets import InPlace, Published
 from crm_platform.warehouse import DuckDBWarehouse, Warehouse
 from crm_platform.warehouse.dialect import to_clickhouse
+from crm_platform.warehouse.tables import RESIDENCY_SIGNALS
 
 _LEADS = "ingest_residency_leads"
 _ZONES = "ingest_residency_zones"
@@ -21,26 +32,31 @@ _STORED = "ingest_residency_stored"
 
 
 def fill_group(compute: DuckDBWarehouse, target: InPlace, group_at, config: ResidencyConfig | None = None) -> int:
-    """Rule 3 for the group `group_at` (its ingested_at) in `compute`: events without an own signal
-    take their lead's zone where one is known. Returns how many events took one."""
+    """Rule 3 for the group `group_at` (its ingested_at) in `compute`: the group's signals are
+    recorded, then events without an own signal take their lead's zone where one is known. Returns
+    how many events took one."""
     config = config or load_config()
-    ev = compute.table_name("core", "events")
+    ev, signals = compute.table_name("core", "events"), compute.table_name(*SIGNALS)
     p = {"group_at": group_at, "default_zone": config.default_zone}
+    # The group's own signals are its zones other than the default (computed on the way in).
+    compute.execute(f"insert into {signals} ({', '.join(RESIDENCY_SIGNALS.column_names)}) "
+                    f"select lead_id, {COLUMN}, occurred_at, event_id, ingested_at from {ev} "
+                    "where ingested_at = $group_at and data_residency <> $default_zone and lead_id is not null", p)
     compute.execute(f"create or replace temp table {_LEADS} as select distinct lead_id from {ev} "
                     "where ingested_at = $group_at and data_residency = $default_zone and lead_id is not null", p)
     try:
         if not compute.fetchall(f"select count(*) from {_LEADS}")[0][0]:
             return 0
-        # The group's own signals are its zones other than the default (computed on the way in).
-        own = (f"select lead_id, data_residency as zone, occurred_at, event_id from {ev} where ingested_at = $group_at "
-               f"and data_residency <> $default_zone and lead_id in (select lead_id from {_LEADS})")
-        stored, stored_params = _stored_zones(compute, target, config, group_at)
+        known = (f"select lead_id, zone, occurred_at, event_id from {signals} "
+                 f"where lead_id in (select lead_id from {_LEADS})")
+        if isinstance(target, Published):  # the group's here, the signals stored before there
+            known += f" union all select lead_id, zone, occurred_at, event_id from {_stored_signals(compute, target)}"
         compute.execute(f"""
             create or replace temp table {_ZONES} as
             select lead_id, zone from (
                 select *, row_number() over (partition by lead_id order by occurred_at desc, event_id desc) as rn
-                from ({own} union all {stored}) as known) as newest
-            where rn = 1""", {**p, **stored_params})
+                from ({known}) as known) as newest
+            where rn = 1""")
         filled = compute.fetchall(f"""
             select count(*) from {ev} e join {_ZONES} z on z.lead_id = e.lead_id
             where e.ingested_at = $group_at and e.data_residency = $default_zone""", p)[0][0]
@@ -54,22 +70,30 @@ def fill_group(compute: DuckDBWarehouse, target: InPlace, group_at, config: Resi
             compute.execute(f"drop table if exists {table}")
 
 
-def _stored_zones(compute: DuckDBWarehouse, target: InPlace, config: ResidencyConfig, group_at) -> tuple[str, dict]:
-    """SQL (in `compute`) of the zones of the group's leads from the events stored before the group:
-    in the warehouse itself, or, when the group is published elsewhere, in that warehouse."""
-    if isinstance(target, Published):
-        leads = compute.fetch_arrow(f"select lead_id from {_LEADS}")
-        sql, params = lead_zones_sql(target.target, config, SOURCE_LEAD, "lead_id in (select lead_id from group_leads)")
-        zones = target.target.fetch_arrow(sql, params, tables={"group_leads": leads})
-        compute.con.register("ingest_residency_arrow", zones)
-        try:
-            compute.execute(f"create or replace temp table {_STORED} as select lead_id, zone, "
-                            "cast(occurred_at as timestamp) as occurred_at, event_id from ingest_residency_arrow")
-        finally:
-            compute.con.unregister("ingest_residency_arrow")
-        return f"select lead_id, zone, occurred_at, event_id from {_STORED}", {}
-    return lead_zones_sql(compute, config, SOURCE_LEAD,
-                          f"ingested_at <> $group_at and lead_id in (select lead_id from {_LEADS})", {"group_at": group_at})
+def _stored_signals(compute: DuckDBWarehouse, target: Published) -> str:
+    """A temp table in `compute`: the newest signal the published-to warehouse holds of each of the
+    group's leads."""
+    leads = compute.fetch_arrow(f"select lead_id from {_LEADS}")
+    zones = target.target.fetch_arrow(
+        f"select lead_id, zone, occurred_at, event_id from {target.target.table_name(*SIGNALS)} "
+        "where lead_id in (select lead_id from group_leads) "
+        "qualify row_number() over (partition by lead_id order by occurred_at desc, event_id desc) = 1",
+        tables={"group_leads": leads})
+    compute.con.register("ingest_residency_arrow", zones)
+    try:
+        compute.execute(f"create or replace temp table {_STORED} as select lead_id, zone, "
+                        "cast(occurred_at as timestamp) as occurred_at, event_id from ingest_residency_arrow")
+    finally:
+        compute.con.unregister("ingest_residency_arrow")
+    return _STORED
+
+
+def fill_signals(wh: Warehouse, config: ResidencyConfig | None = None) -> int:
+    """Records every stored event's own signal in core.residency_signals, from the events' text (an
+    event log from before the index; ClickHouse: call it holding the ingest lock). Returns how many."""
+    sql, params = own_signals_sql(wh, config or load_config())
+    wh.execute(f"insert into {wh.table_name(*SIGNALS)} ({', '.join(RESIDENCY_SIGNALS.column_names)}) {sql}", params)
+    return int(wh.fetchall(f"select count(*) from {wh.table_name(*SIGNALS)}")[0][0])
 
 
 def unknown_tags(compute: DuckDBWarehouse, line_bits: int, config: ResidencyConfig | None = None) -> dict[int, int]:
@@ -128,4 +152,4 @@ def _clickhouse_expression(expression: str, params: dict) -> str:
     return sql[len("SELECT "):-len(" AS residency_value")]
 
 
-__all__ = ["ensure_column", "fill_group", "unknown_tags"]
+__all__ = ["ensure_column", "fill_group", "fill_signals", "unknown_tags"]

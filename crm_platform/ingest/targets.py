@@ -100,7 +100,8 @@ class Published(InPlace):
         scratch is emptied for the next group."""
         s = self.scratch.table_name
         token = group_at.isoformat()
-        for schema, table, where in (("core", "events", "ingested_at = $at"), ("core", "quarantine", "true"),
+        for schema, table, where in (("core", "events", "ingested_at = $at"), ("core", "residency_signals", "true"),
+                                     ("core", "quarantine", "true"),
                                      ("pii", "quarantine_payloads", "true"), ("pii", "vault", "first_seen_at = $at"),
                                      ("pii", "source_records", "updated_at = $at"),
                                      ("core", "ingest_ledger", "started_at = $at"), ("core", "landed_files", "true")):
@@ -184,8 +185,8 @@ class SeparateVault(InPlace):
 
 def recover(target: Warehouse) -> int:
     """Removes the rows of a group whose ledger rows never arrived (its run died while publishing):
-    events and quarantine rows newer than the newest ledger row, payloads of contents the ledger
-    does not hold, record states newer than the newest ledger row (the state before stays beside
+    events, their residency signals and quarantine rows newer than the newest ledger row, payloads of
+    contents the ledger does not hold, record states newer than the newest ledger row (the state before stays beside
     them until the group is in: a ReplacingMergeTree; `SeparateVault`). With a separate DuckDB vault
     file (`SeparateVault`) also vault entries newer than the newest ledger row (no committed row can
     reference them) and states a committed group replaced but did not remove. Call it holding the
@@ -196,6 +197,10 @@ def recover(target: Warehouse) -> int:
     stray = target.fetchall(f"select count(*) from {t('core', 'quarantine')} where quarantined_at > ?", [last])[0][0]
     if orphans:
         target.execute(f"delete from {t('core', 'events')} where ingested_at > ?", [last])
+    signals = t("core", "residency_signals")
+    if target.table_exists("core", "residency_signals") and \
+            target.fetchall(f"select count(*) from {signals} where ingested_at > ?", [last])[0][0]:
+        target.execute(f"delete from {signals} where ingested_at > ?", [last])
     if stray:
         target.execute(f"delete from {t('core', 'quarantine')} where quarantined_at > ?", [last])
     unowned = f"where sha256 not in (select sha256 from {t('core', 'ingest_ledger')})"

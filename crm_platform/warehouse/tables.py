@@ -152,4 +152,14 @@ SOURCE_RECORDS = TableDef("pii", "source_records", (
     description="The last known state of every CDC row and export record, clear (so in the pii schema): what "
                 "the next change or export is diffed against, and the identity graph's source records.")
 
-INGEST_TABLES = (EVENTS, QUARANTINE, INGEST_LEDGER, LANDED_FILES, PII_VAULT, PII_QUARANTINE_PAYLOADS, SOURCE_RECORDS)
+# An index of core.events, written with them: a lead's zone (governance/residency.py rule 3) is its
+# newest signal, read here instead of from the events' JSON text.
+RESIDENCY_SIGNALS = TableDef("core", "residency_signals", (
+    ("lead_id", "string"), ("zone", "string"), ("occurred_at", "timestamp"), ("event_id", "string"),
+    ("ingested_at", "timestamp"),
+), order_by=("lead_id", "occurred_at"), low_cardinality=("zone",),
+    description="One row per event with a residency signal of its own (a known tag or a mapped country) and a "
+                "lead id: the zone rules 1-2 gave it at ingestion.")
+
+INGEST_TABLES = (EVENTS, QUARANTINE, INGEST_LEDGER, LANDED_FILES, PII_VAULT, PII_QUARANTINE_PAYLOADS, SOURCE_RECORDS,
+                 RESIDENCY_SIGNALS)

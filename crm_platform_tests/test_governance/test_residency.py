@@ -12,7 +12,7 @@ import pyarrow as pa
 import pytest
 
 from crm_platform.defs.conventions import table_metadata
-from crm_platform.governance.residency import ResidencyConfig, load_config, table_zones
+from crm_platform.governance.residency import SIGNALS, ResidencyConfig, load_config, own_signals_sql, table_zones
 from crm_platform.ingest import residency
 from crm_platform.warehouse import DuckDBWarehouse
 from crm_platform.warehouse.tables import EVENTS
@@ -96,6 +96,26 @@ def test_the_lead_fallback_across_files_and_runs(engine, data_dir):
         "fr_next_run": "us", "fr_moved": "us", "fr_after_move": "us",
         "jp_created": "apac", "jp_now": "apac", "gb_late": "uk", "late_lead": "eu",
     }
+    with warehouse() as wh:  # the stored signals are read from the ingest's index, which matches the text
+        assert signals(wh) == recomputed_signals(wh) and len(signals(wh)) == 5
+        wh.execute(f"drop table {wh.table_name(*SIGNALS)}")  # an event log from before the index
+    land(landing, "3-a.jsonl", [activity("fr_later", "lead_fr", "2026-03-14T00:00:00Z")])
+    ingest(data_dir)  # builds the index from the events' text first
+    assert zones(data_dir, "event_id = 'fr_later'") == {"fr_later": "us"}
+    with warehouse() as wh:
+        assert signals(wh) == recomputed_signals(wh) and len(signals(wh)) == 5
+
+
+def signals(wh) -> list[tuple]:
+    return sorted(wh.fetchall(f"select lead_id, zone, cast(occurred_at as timestamp), event_id "
+                              f"from {wh.table_name(*SIGNALS)}"))
+
+
+def recomputed_signals(wh) -> list[tuple]:
+    """Every event's own signal, from the events' text as the index is first built."""
+    sql, params = own_signals_sql(wh, load_config())
+    return sorted(wh.fetchall(f"select lead_id, zone, cast(occurred_at as timestamp), event_id from ({sql}) as s",
+                              params))
 
 
 def test_cdc_and_exports_fill_it(engine, data_dir):
@@ -208,8 +228,8 @@ def test_the_leads_zones_are_built_once_and_again_only_when_events_or_canonical_
     from crm_platform.governance import residency as gov
 
     builds = []
-    real = gov.lead_zones_sql
-    monkeypatch.setattr(gov, "lead_zones_sql", lambda *a, **k: builds.append(1) or real(*a, **k))
+    real = gov.canonical_zones_sql
+    monkeypatch.setattr(gov, "canonical_zones_sql", lambda *a, **k: builds.append(1) or real(*a, **k))
     landing = data_dir / "landing"
     land(landing, "a.jsonl", [lead("uk_created", "lead_uk", "GB"), lead("ca_created", "lead_ca", "Canada"),
                               activity("ca_call", "lead_ca")])

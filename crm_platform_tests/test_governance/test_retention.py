@@ -56,10 +56,10 @@ def world(engine, data_dir):
     time.sleep(1.1)
     lc, ct = now - 1095 * DAY, now - 730 * DAY
     land(landing, "events.jsonl", [
-        event("lc_expired", occurred_at=iso(lc - SECOND), email="gone@example.com", lead_id="lead_1"),
+        event("lc_expired", occurred_at=iso(lc - SECOND), email="gone@example.com", lead_id="lead_1", country="France"),
         event("lc_older", occurred_at=iso(now - 2000 * DAY), email="shared@example.com", lead_id="lead_2"),
         event("lc_edge", occurred_at=iso(lc), email="edge@example.com", lead_id="lead_3"),
-        event("lc_kept", occurred_at=iso(lc + SECOND), email="shared@example.com", lead_id="lead_2"),
+        event("lc_kept", occurred_at=iso(lc + SECOND), email="shared@example.com", lead_id="lead_2", country="Canada"),
         # Shares its address with a quarantined record that expires: the vault entry stays.
         event("lc_recent", occurred_at=iso(now - 10 * DAY), email="shared-q@example.com", lead_id="lead_4"),
         with_ip(touch("ct_expired", occurred_at=iso(ct - SECOND)), "10.0.0.1"),
@@ -89,6 +89,10 @@ def vault(wh) -> dict[str, str]:
     return dict(wh.fetchall(f"select value, field from {wh.table_name('pii', 'vault')}"))
 
 
+def signals(wh) -> list[str]:
+    return sorted(r[0] for r in wh.fetchall(f"select event_id from {wh.table_name('core', 'residency_signals')}"))
+
+
 def quarantined(wh) -> list[str]:
     return sorted(r[0] for r in wh.fetchall(f"select source_file from {wh.table_name('core', 'quarantine')}"))
 
@@ -107,6 +111,7 @@ def test_retention_deletes_exactly_what_expired_and_a_second_run_nothing(world):
     now, plan = world, load_plan()
     with warehouse() as wh:
         before_events, before_vault = events(wh), vault(wh)
+        assert signals(wh) == ["lc_expired", "lc_kept"]
         assert {"gone@example.com", "shared@example.com", "edge@example.com", "10.0.0.1", "10.0.0.2", "10.0.0.3",
                 "gone-q@example.com", "shared-q@example.com", "kept-q@example.com"} <= set(before_vault)
         assert quarantined(wh) == ["events/events.jsonl", "events/old_rejects.jsonl", "events/old_rejects.jsonl"]
@@ -115,6 +120,7 @@ def test_retention_deletes_exactly_what_expired_and_a_second_run_nothing(world):
 
         gone = {"lc_expired", "lc_older", "ct_expired", "ct_older"}
         assert events(wh) == sorted(set(before_events) - gone)
+        assert signals(wh) == ["lc_kept"]  # the ingest's residency index loses the expired event's signal
         assert {"lc_edge", "lc_kept", "lc_recent", "ct_edge", "ct_kept", "lc_mid", "retired_1"} <= set(events(wh))
         # Referenced only by what expired: gone. Referenced by something that stays too: kept.
         assert set(before_vault) - set(vault(wh)) == {"gone@example.com", "10.0.0.1", "gone-q@example.com"}
