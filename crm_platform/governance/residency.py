@@ -37,6 +37,7 @@ from crm_platform.ingest.landing import PLATFORM_WRITTEN
 from crm_platform.plan.strict_yaml import StrictLoader
 from crm_platform.warehouse import Warehouse
 from crm_platform.warehouse.sql_files import load, render
+from crm_platform.warehouse.tables import RESIDENCY_SIGNALS
 
 PACKAGE = "crm_platform.governance"
 DEFAULT_PATH = Path(__file__).with_name("residency.yaml")
@@ -48,7 +49,7 @@ LEAD_COLUMNS = ("canonical_lead_id", "lead_id")
 CANONICAL_LEAD = "coalesce(canonical_lead_id, lead_id)"
 SOURCE_LEAD = "lead_id"
 # core.residency_signals: each event's own signal, recorded by the ingest (ingest/residency.py).
-SIGNALS = ("core", "residency_signals")
+SIGNALS = (RESIDENCY_SIGNALS.schema, RESIDENCY_SIGNALS.name)
 # Each canonical lead's zone, kept while its inputs are unchanged (`lead_zones`).
 LEAD_ZONES = ("governance", "lead_zones")
 
@@ -205,8 +206,8 @@ def canonical_zones_sql(wh: Warehouse) -> tuple[str, dict[str, Any]]:
 def lead_zones(wh: Warehouse, config: ResidencyConfig) -> tuple[str, dict[str, Any]]:
     """(relation, params): each canonical lead's zone (`lead_id, zone`), `governance.lead_zones`, built again
     only when core.events or the identity graph changed since (`_zones_version`). Built from the
-    ingest's signal index where there is one (0.3 s at 3.9M events), else from every event's text
-    (3-5 s); every lead table's metadata needs it, about ten per run. A read-only warehouse gets the
+    ingest's signal index where there is one (1.0 s at 3.9M events), else from every event's text
+    (4.3 s); every lead table's metadata needs it, about ten per run. A read-only warehouse gets the
     query itself."""
     if getattr(wh, "read_only", False):
         zones, params = _zones_sql(wh, config)

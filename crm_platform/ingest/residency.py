@@ -8,7 +8,8 @@ records them in `core.residency_signals` (an index of the events, written with t
 events with the default zone and a lead the zone of their lead, as already known: its newest signal
 (occurred_at, then event_id) among the group's and those recorded before. Only those rows are
 updated; a group without any signal touches none. The index spares reading every stored event's
-JSON text for the leads of a group (1.6 s for a night's 69k scored leads at 100k leads).
+JSON text for the leads of a group (0.2 s against 1.8 s for the 65k leads of a night's scores at
+100k leads).
 """
 from __future__ import annotations
 
@@ -88,12 +89,11 @@ def _stored_signals(compute: DuckDBWarehouse, target: Published) -> str:
     return _STORED
 
 
-def fill_signals(wh: Warehouse, config: ResidencyConfig | None = None) -> int:
+def fill_signals(wh: Warehouse, config: ResidencyConfig | None = None) -> None:
     """Records every stored event's own signal in core.residency_signals, from the events' text (an
-    event log from before the index; ClickHouse: call it holding the ingest lock). Returns how many."""
+    event log from before the index; ClickHouse: call it holding the ingest lock)."""
     sql, params = own_signals_sql(wh, config or load_config())
     wh.execute(f"insert into {wh.table_name(*SIGNALS)} ({', '.join(RESIDENCY_SIGNALS.column_names)}) {sql}", params)
-    return int(wh.fetchall(f"select count(*) from {wh.table_name(*SIGNALS)}")[0][0])
 
 
 def unknown_tags(compute: DuckDBWarehouse, line_bits: int, config: ResidencyConfig | None = None) -> dict[int, int]:
