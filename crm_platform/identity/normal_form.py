@@ -21,6 +21,7 @@ import pyarrow as pa
 from crm_platform.identity import inputs
 from crm_platform.identity.records import (
     COLUMNS,
+    PhoneParses,
     arrow_strings,
     is_in,
     normalized_contacts,
@@ -73,9 +74,10 @@ def normal_form(wh: Warehouse, full: bool = False) -> NormalForm:
 
 
 def _normalize(wh: Warehouse, leads: list[str] | None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    records = normalized_records(inputs.lead_records(wh, leads))
+    phones = PhoneParses()
+    records = normalized_records(inputs.lead_records(wh, leads), phones)
     regions = pd.Series(records["country"].to_numpy(dtype=object, na_value=None), index=records["lead_id"])
-    return records, normalized_contacts(inputs.contact_values(wh, leads), regions)
+    return records, normalized_contacts(inputs.contact_values(wh, leads), regions, phones)
 
 
 def _sorted(records: pd.DataFrame, contacts: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
