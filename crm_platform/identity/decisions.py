@@ -17,6 +17,10 @@ from datetime import datetime
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from crm_platform.identity.records import arrow_strings
 
 IDENTITY_SOURCE = "identity"
 MANUAL_SOURCE = "manual"
@@ -28,10 +32,11 @@ DECISION_COLUMNS = ["event_type", "event_id", "lead_id", "merged_lead_id", "matc
 
 
 def ordered_pairs(a: pd.Series, b: pd.Series) -> pd.DataFrame:
-    """(left, right) with left < right, row by row."""
-    a, b = a.astype(object).to_numpy(), b.astype(object).to_numpy()
-    swap = a > b
-    return pd.DataFrame({"left": np.where(swap, b, a), "right": np.where(swap, a, b)})
+    """(left, right) with left < right, row by row, in Arrow (millions of pairs: no Python string
+    per id)."""
+    a, b = (pa.array(x, pa.string(), from_pandas=True) for x in (a, b))
+    return pd.DataFrame({"left": arrow_strings(pc.min_element_wise(a, b)),
+                         "right": arrow_strings(pc.max_element_wise(a, b))})
 
 
 @dataclass

@@ -110,16 +110,23 @@ def normalized_contacts(values: pa.Table, regions: pd.Series, phones: PhoneParse
     return out.dropna(subset=["key"]).drop_duplicates().reset_index(drop=True)
 
 
+def arrow_sql(query: str, tables: dict[str, pa.Table], params: list | None = None) -> pa.Table:
+    """`query` over Arrow tables in an embedded DuckDB (columnar joins and sorts over millions of
+    rows, no Python object per value)."""
+    con = duckdb.connect()
+    try:
+        for name, table in tables.items():
+            con.register(name, table)
+        return con.sql(query, params=params).to_arrow_table()
+    finally:
+        con.close()
+
+
 def fingerprints(records: pd.DataFrame) -> pd.Series:
     """A digest of each record's normal form (md5 in DuckDB, over the Arrow columns): a record whose
     digest changed is compared again."""
     cols = ["lead_id", *COLUMNS, "email_domain", "phone"]
     table = pa.table({c: pa.array(records[c], pa.string(), from_pandas=True) for c in cols})
     text = ", ".join(f"coalesce({c}, chr(0))" for c in cols)  # a missing value differs from any text
-    con = duckdb.connect()
-    try:
-        con.register("r", table)
-        digest = con.sql(f"SELECT left(md5(concat_ws(chr(31), {text})), 16) AS d FROM r").to_arrow_table()
-    finally:
-        con.close()
+    digest = arrow_sql(f"SELECT left(md5(concat_ws(chr(31), {text})), 16) AS d FROM r", {"r": table})
     return arrow_strings(digest.column("d").combine_chunks()).set_axis(records.index)

@@ -22,9 +22,10 @@ from crm_platform.identity import inputs, probabilistic, rules, store
 from crm_platform.identity.clusters import cluster
 from crm_platform.identity.config import IdentityConfig
 from crm_platform.identity.decisions import DecisionLog, decide, read_log
+from crm_platform.identity.identity_map import identity_map as build_identity_map
 from crm_platform.identity.normal_form import normal_form
 from crm_platform.identity.probabilistic import MatchModel
-from crm_platform.identity.records import fingerprints, is_in
+from crm_platform.identity.records import arrow_strings, fingerprints, is_in
 from crm_platform.plan import TrackingPlan, load_plan
 from crm_platform.sources.mapping import SourceMapping
 from crm_platform.warehouse import Warehouse
@@ -58,7 +59,7 @@ def resolve(wh: Warehouse, mappings: Sequence[SourceMapping], config: IdentityCo
     contacts = form.contacts.merge(recs[["lead_id", "first_seen"]], on="lead_id", how="left")
     lead_maps = inputs.lead_mappings(mappings)
     sources, merges = inputs.source_records(wh, lead_maps)
-    event_ids = inputs.event_lead_ids(wh, no_person).column("lead_id").to_pylist()
+    event_ids = inputs.event_lead_ids(wh, no_person).column("lead_id").combine_chunks()
     log = read_log(inputs.decision_events(wh).to_pandas())
     clock.lap("read_and_normalize")
 
@@ -81,15 +82,15 @@ def resolve(wh: Warehouse, mappings: Sequence[SourceMapping], config: IdentityCo
     clock.lap("probabilistic")
 
     node_ids = pd.Index(pd.concat([recs["lead_id"], sources.column("lead_id").to_pandas(),
-                                   pd.Series(event_ids, dtype=object)]).astype(object).unique())
+                                   arrow_strings(event_ids)]).astype("str").unique())
     first_seen = recs.set_index("lead_id")["first_seen"]
-    nodes = pd.DataFrame({"lead_id": node_ids.to_numpy(), "created": first_seen.reindex(node_ids).to_numpy()})
+    nodes = pd.DataFrame({"lead_id": node_ids.array, "created": first_seen.reindex(node_ids).to_numpy()})
     clustering = cluster(nodes, edges, log.declared_different_pairs(), g.max_cluster_size)
     clock.lap("clusters")
 
     automated = clustering.accepted[~clustering.accepted["rule"].isin(LOGGED_RULES)]
     decisions = decide(automated, log, first_seen)
-    identity_map = _identity_map(event_ids, sources.to_pandas(), clustering.canonical, clustering.accepted, now)
+    identity_map = build_identity_map(event_ids, sources, clustering.canonical, clustering.accepted, now)
     refused = _probabilistic_edges(above[vetoed])  # Splink's pairs are ordered already
     all_edges = pd.concat([clustering.accepted.assign(accepted=True, reason=None),
                            clustering.rejected.assign(accepted=False),
@@ -152,26 +153,6 @@ def _probabilistic(wh: Warehouse, recs: pd.DataFrame, config: IdentityConfig, fu
         pairs = pd.concat([pairs, new], ignore_index=True)
         pairs = pairs.sort_values(["left", "right"]).drop_duplicates(["left", "right"]).reset_index(drop=True)
     return model, trained, "incremental", pairs.assign(model_version=model.version), len(changed)
-
-
-def _identity_map(event_ids: list[str], sources: pd.DataFrame, canonical: pd.Series, accepted: pd.DataFrame,
-                  now: datetime) -> pd.DataFrame:
-    """Every source record -> its canonical lead id; the rule and score are those of the strongest
-    accepted edge at its record (`self` for the canonical record itself)."""
-    rows = pd.concat([pd.DataFrame({"source_system": "events", "source_id": event_ids, "record_lead_id": event_ids}),
-                      sources.rename(columns={"lead_id": "record_lead_id"})[["source_system", "source_id", "record_lead_id"]]],
-                     ignore_index=True)
-    ends = pd.concat([accepted[["left", "rule", "score"]].rename(columns={"left": "record_lead_id"}),
-                      accepted[["right", "rule", "score"]].rename(columns={"right": "record_lead_id"})])
-    ends = ends.assign(_rank=ends["rule"].map({r: rules.rule_rank(r) for r in ends["rule"].unique()})).sort_values(["record_lead_id", "_rank", "score"],
-                                                                            ascending=[True, True, False])
-    best = ends.drop_duplicates("record_lead_id").set_index("record_lead_id")
-    rows["lead_id"] = rows["record_lead_id"].map(canonical).fillna(rows["record_lead_id"])
-    is_self = rows["lead_id"] == rows["record_lead_id"]
-    rows["match_rule"] = rows["record_lead_id"].map(best["rule"]).where(~is_self, "self").fillna("self")
-    rows["match_score"] = rows["record_lead_id"].map(best["score"]).where(~is_self, 1.0).fillna(1.0).astype(float)
-    rows["resolved_at"] = pd.Timestamp(now).tz_localize(None) if pd.Timestamp(now).tzinfo else pd.Timestamp(now)
-    return rows.sort_values(["source_system", "source_id"]).drop_duplicates(["source_system", "source_id"]).reset_index(drop=True)
 
 
 def _summary(recs, identity_map, edges, clustering, hits, log: DecisionLog, decisions) -> dict:

@@ -46,9 +46,10 @@ class GuardHits:
 
 
 def edges(left, right, rule, score=1.0, evidence="{}") -> pd.DataFrame:
-    """An edge frame from columns (or scalars broadcast over them), by position."""
-    def column(x, dtype=object):
-        return pd.Series(x, dtype=dtype).to_numpy() if not np.isscalar(x) else x
+    """An edge frame from columns (or scalars broadcast over them), by position. Text columns are
+    Arrow-backed strings: a few bytes per id instead of a Python object (millions of edges)."""
+    def column(x, dtype="str"):
+        return pd.array(pd.Series(x).array, dtype=dtype) if not np.isscalar(x) else x
     df = pd.DataFrame({"left": column(left), "right": column(right)})
     return df.assign(rule=column(rule), score=column(score, float), evidence=column(evidence))[EDGE_COLUMNS]
 
@@ -65,7 +66,7 @@ def edges_frame(parts: Sequence[pd.DataFrame] | pd.DataFrame) -> pd.DataFrame:
     per pair kept, sorted by pair."""
     df = pd.concat(list(parts), ignore_index=True) if isinstance(parts, (list, tuple)) else parts
     if df.empty:
-        return pd.DataFrame({c: pd.Series(dtype=float if c == "score" else object) for c in EDGE_COLUMNS})
+        return pd.DataFrame({c: pd.Series(dtype=float if c == "score" else "str") for c in EDGE_COLUMNS})
     df = df[df["left"].notna() & df["right"].notna() & (df["left"] != df["right"])]
     pairs = ordered_pairs(df["left"], df["right"])
     df = pd.concat([pairs, df[["rule", "score", "evidence"]].reset_index(drop=True)], axis=1)
