@@ -12,15 +12,9 @@ import pandas as pd
 import pyarrow as pa
 
 from crm_platform.identity.records import arrow_sql, arrow_strings
-from crm_platform.identity.rules import RULE_ORDER
+from crm_platform.identity.rules import rule_rank_sql
 
 COLUMNS = ["source_system", "source_id", "record_lead_id", "lead_id", "match_rule", "match_score", "resolved_at"]
-
-
-def _rule_rank_sql(column: str) -> str:
-    """rules.rule_rank in SQL: the rule's base name's place in RULE_ORDER."""
-    cases = " ".join(f"WHEN '{r}' THEN {i}" for i, r in enumerate(RULE_ORDER))
-    return f"CASE split_part({column}, ':', 1) {cases} ELSE {len(RULE_ORDER)} END"
 
 
 def identity_map(event_ids: pa.Array, sources: pa.Table, canonical: pd.Series, accepted: pd.DataFrame,
@@ -53,8 +47,8 @@ def identity_map(event_ids: pa.Array, sources: pa.Table, canonical: pd.Series, a
         ), ends AS (
             SELECT "left" AS record, rule, score FROM accepted UNION ALL SELECT "right", rule, score FROM accepted
         ), best AS (
-            SELECT record, arg_min(rule, ({_rule_rank_sql('rule')}, -score, rule)) AS rule,
-                   arg_min(score, ({_rule_rank_sql('rule')}, -score, rule)) AS score
+            SELECT record, arg_min(rule, ({rule_rank_sql('rule')}, -score, rule)) AS rule,
+                   arg_min(score, ({rule_rank_sql('rule')}, -score, rule)) AS score
             FROM ends GROUP BY record
         )
         SELECT r.source_system, r.source_id, r.record_lead_id,

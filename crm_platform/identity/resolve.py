@@ -79,6 +79,7 @@ def resolve(wh: Warehouse, mappings: Sequence[SourceMapping], config: IdentityCo
     vetoed = rules.conflicting_pairs(above, recs)
     found.append(_probabilistic_edges(above[~vetoed]))
     edges = rules.edges_frame(found)
+    del found  # the parts, copied into `edges`: a GiB at a million leads
     clock.lap("probabilistic")
 
     node_ids = pd.Index(pd.concat([recs["lead_id"], sources.column("lead_id").to_pandas(),

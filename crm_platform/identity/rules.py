@@ -24,8 +24,8 @@ from rapidfuzz.distance import DamerauLevenshtein, JaroWinkler
 
 from crm_platform.identity import normalize as norm
 from crm_platform.identity.config import Guards
-from crm_platform.identity.decisions import ordered_pairs
 from crm_platform.identity.inputs import SourceMerge, render_lead_id, sql_literal
+from crm_platform.identity.records import arrow_sql, arrow_strings
 from crm_platform.sources.mapping import SourceMapping
 
 EDGE_COLUMNS = ["left", "right", "rule", "score", "evidence"]
@@ -36,6 +36,12 @@ RULE_ORDER = ("manual", "source_merge", "crm_merge", "external_id", "email", "ph
 def rule_rank(rule: str) -> int:
     base = rule.split(":", 1)[0]
     return RULE_ORDER.index(base) if base in RULE_ORDER else len(RULE_ORDER)
+
+
+def rule_rank_sql(column: str) -> str:
+    """rule_rank in SQL."""
+    cases = " ".join(f"WHEN '{r}' THEN {i}" for i, r in enumerate(RULE_ORDER))
+    return f"CASE split_part({column}, ':', 1) {cases} ELSE {len(RULE_ORDER)} END"
 
 
 @dataclass
@@ -63,24 +69,27 @@ def edges_from_rows(rows) -> pd.DataFrame:
 
 def edges_frame(parts: Sequence[pd.DataFrame] | pd.DataFrame) -> pd.DataFrame:
     """All edges in one frame: ordered pairs, self-pairs and empty ids dropped, the strongest rule
-    per pair kept, sorted by pair."""
-    df = pd.concat(list(parts), ignore_index=True) if isinstance(parts, (list, tuple)) else parts
-    if df.empty:
+    per pair kept (rule_rank, then the higher score, then the rule's name, then the first given),
+    sorted by pair. In an embedded DuckDB: at a million leads five million edges, whose sort and
+    dedup as pandas frames took 1.7 GiB."""
+    parts = list(parts) if isinstance(parts, (list, tuple)) else [parts]
+    string = pa.string()
+    tables = [pa.table({c: pa.array(p[c], pa.float64() if c == "score" else string, from_pandas=True)
+                        for c in EDGE_COLUMNS}) for p in parts if len(p)]
+    if not tables:
         return pd.DataFrame({c: pd.Series(dtype=float if c == "score" else "str") for c in EDGE_COLUMNS})
-    df = df[df["left"].notna() & df["right"].notna() & (df["left"] != df["right"])]
-    pairs = ordered_pairs(df["left"], df["right"])
-    df = pd.concat([pairs, df[["rule", "score", "evidence"]].reset_index(drop=True)], axis=1)
-    return strongest_per_pair(df)
-
-
-def strongest_per_pair(df: pd.DataFrame) -> pd.DataFrame:
-    if df.empty:
-        return df.reset_index(drop=True)
-    ranks = {r: rule_rank(r) for r in df["rule"].unique()}
-    ranked = df.assign(_rank=df["rule"].map(ranks), score=df["score"].astype(float))
-    ranked = ranked.sort_values(["left", "right", "_rank", "score", "rule"], ascending=[True, True, True, False, True],
-                                kind="stable")
-    return ranked.drop_duplicates(["left", "right"]).drop(columns="_rank").reset_index(drop=True)
+    edges = pa.concat_tables(tables)
+    edges = edges.append_column("position", pa.array(np.arange(edges.num_rows)))
+    table = arrow_sql(f"""
+        SELECT least("left", "right") AS "left", greatest("left", "right") AS "right", rule, score, evidence
+        FROM e WHERE "left" IS NOT NULL AND "right" IS NOT NULL AND "left" <> "right"
+        QUALIFY row_number() OVER (PARTITION BY least("left", "right"), greatest("left", "right")
+                                   ORDER BY {rule_rank_sql("rule")},
+                                            score DESC, rule, position) = 1
+        ORDER BY "left", "right"
+    """, {"e": edges})
+    return pd.DataFrame({c: table.column(c).to_pandas() if c == "score" else arrow_strings(table.column(c).combine_chunks())
+                         for c in EDGE_COLUMNS})
 
 
 def _hashed(keys: pd.Series, hash_value: Callable[[str], str]) -> pd.Series:
